@@ -147,11 +147,12 @@ typed_id!(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::string::{String, ToString};
 
     fn check(input: &str, expected: Option<&str>) {
         let got = parse_uuid(input, "id").ok().map(|id| {
             let mut buffer = uuid::Uuid::encode_buffer();
-            alloc::string::String::from(id.hyphenated().encode_lower(&mut buffer))
+            String::from(id.hyphenated().encode_lower(&mut buffer))
         });
         assert_eq!(got.as_deref(), expected, "input {input:?}");
     }

@@ -43,6 +43,7 @@ pub mod id;
 pub mod jwt;
 pub mod model;
 pub mod time;
+pub mod wire;
 
 pub use cache::{CacheEntry, CacheKey, TtlPolicy, servable};
 pub use decide::{Decision, Question, Resource, decide};
