@@ -43,7 +43,7 @@ pub fn parse_uuid(input: &str, field: &'static str) -> Result<uuid::Uuid, ParseE
         let Some(slot) = out.get_mut(nibble_index / 2) else {
             return Err(error);
         };
-        *slot = if nibble_index % 2 == 0 {
+        *slot = if nibble_index.is_multiple_of(2) {
             value << 4
         } else {
             *slot | value

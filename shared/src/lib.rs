@@ -12,6 +12,8 @@
 //!
 //! - `std` (default): implements `std::error::Error` for the error types and enables `std` in
 //!   the dependencies. Turn it off with `default-features = false` for `no_std` targets.
+//! - `proptest`: exports `strategies`, generators of datasets and questions for property and
+//!   differential tests. Off by default.
 //! - `alloc`: required (the facts hold vectors and entries encode to strings); `std` implies it.
 #![no_std]
 #![deny(
@@ -42,6 +44,8 @@ pub mod facts;
 pub mod id;
 pub mod jwt;
 pub mod model;
+#[cfg(feature = "proptest")]
+pub mod strategies;
 pub mod time;
 pub mod wire;
 

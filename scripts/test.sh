@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# `make test`: installs what is missing, starts what the tests need, runs every check CI runs.
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+ensure_rust
+ensure_packages
+ensure_postgres
+ensure_redis
+export AUTHZ_PG_ADMIN_URL AUTHZ_REDIS_URL
+
+log "cargo fmt --check"
+cargo fmt --all --check
+log "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+log "cargo test"
+cargo test --workspace --locked
+log "core without default features, and for wasm32"
+cargo build -p authz-core --no-default-features --locked
+cargo build -p authz-core --no-default-features --target wasm32-unknown-unknown --locked
+log "cargo doc"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked >/dev/null
+log "all checks passed"
