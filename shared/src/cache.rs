@@ -36,7 +36,9 @@ impl CacheKey {
         key.push('/');
         match question.principal {
             Principal::Anonymous => key.push('-'),
-            Principal::User(user) => key.push_str(user.as_uuid().simple().encode_lower(&mut buffer)),
+            Principal::User(user) => {
+                key.push_str(user.as_uuid().simple().encode_lower(&mut buffer))
+            }
         }
         key.push('/');
         key.push(match question.resource {
@@ -126,7 +128,10 @@ impl CacheEntry {
         dependencies: Vec<uuid::Uuid>,
     ) -> Self {
         let mut expires_at = now.plus_millis(policy.ttl_ms(&decision));
-        for limit in [decision.valid_until, decision.changes_at].into_iter().flatten() {
+        for limit in [decision.valid_until, decision.changes_at]
+            .into_iter()
+            .flatten()
+        {
             expires_at = expires_at.min(limit);
         }
         Self {

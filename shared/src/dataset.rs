@@ -188,39 +188,43 @@ impl Dataset {
     pub fn facts(&self, question: &Question, revision: u64) -> Facts {
         let user_id = question.principal.user_id();
         let user = user_id.and_then(|id| {
-            self.users.iter().find(|row| row.id == id).map(|row| UserFacts {
-                is_active: row.is_active,
-            })
-        });
-        let resource = match question.resource {
-            Resource::Generation(id) => self
-                .generations
+            self.users
                 .iter()
                 .find(|row| row.id == id)
-                .map(|generation| {
-                    let project = generation.project_id.and_then(|project_id| {
-                        self.projects.iter().find(|row| row.id == project_id)
-                    });
-                    let shares = user_id.map_or_else(Vec::new, |user| {
-                        self.generation_shares
-                            .iter()
-                            .filter(|share| {
-                                share.generation_id == id && share.shared_with_user_id == user
-                            })
-                            .map(|share| ShareFacts {
-                                level: share.permission_level,
-                                expires_at: share.expires_at,
-                                is_active: share.is_active,
-                            })
-                            .collect()
-                    });
-                    ResourceFacts::Generation(GenerationFacts {
-                        owner_id: generation.user_id,
-                        status: generation.status,
-                        project: project.map(|project| self.project_facts(project, user_id)),
-                        shares,
+                .map(|row| UserFacts {
+                    is_active: row.is_active,
+                })
+        });
+        let resource = match question.resource {
+            Resource::Generation(id) => {
+                self.generations
+                    .iter()
+                    .find(|row| row.id == id)
+                    .map(|generation| {
+                        let project = generation.project_id.and_then(|project_id| {
+                            self.projects.iter().find(|row| row.id == project_id)
+                        });
+                        let shares = user_id.map_or_else(Vec::new, |user| {
+                            self.generation_shares
+                                .iter()
+                                .filter(|share| {
+                                    share.generation_id == id && share.shared_with_user_id == user
+                                })
+                                .map(|share| ShareFacts {
+                                    level: share.permission_level,
+                                    expires_at: share.expires_at,
+                                    is_active: share.is_active,
+                                })
+                                .collect()
+                        });
+                        ResourceFacts::Generation(GenerationFacts {
+                            owner_id: generation.user_id,
+                            status: generation.status,
+                            project: project.map(|project| self.project_facts(project, user_id)),
+                            shares,
+                        })
                     })
-                }),
+            }
             Resource::Project(id) => self
                 .projects
                 .iter()

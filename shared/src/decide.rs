@@ -245,7 +245,8 @@ impl Evaluation {
         for share in shares.iter().filter(|share| share.is_active) {
             if share.is_valid_at(self.now) {
                 if let Some(expires_at) = share.expires_at {
-                    self.changes_at = Some(self.changes_at.map_or(expires_at, |t| t.min(expires_at)));
+                    self.changes_at =
+                        Some(self.changes_at.map_or(expires_at, |t| t.min(expires_at)));
                 }
                 self.offer(Candidate {
                     method: AccessMethod::ExplicitShare,
@@ -307,9 +308,7 @@ pub fn decide(question: &Question, facts: &Facts, now: Timestamp) -> Decision {
         }
     }
     let resource = match &facts.resource {
-        Some(resource) if resource.resource_type() == question.resource.resource_type() => {
-            resource
-        }
+        Some(resource) if resource.resource_type() == question.resource.resource_type() => resource,
         // Facts about another kind of resource than asked are a caller's bug: fail closed.
         Some(_) | None => return Decision::deny(DenyReason::ResourceNotFound, revision, None),
     };

@@ -78,10 +78,15 @@ impl ParseError {
     /// never echoes a whole oversized value).
     pub fn message(&self, input: &str) -> alloc::string::String {
         let shown: alloc::string::String = input.chars().take(64).collect();
-        let ellipsis = if input.chars().nth(64).is_some() { "..." } else { "" };
+        let ellipsis = if input.chars().nth(64).is_some() {
+            "..."
+        } else {
+            ""
+        };
         alloc::format!(
             "invalid {} \"{shown}{ellipsis}\": expected {}",
-            self.field, self.expected
+            self.field,
+            self.expected
         )
     }
 }

@@ -12,8 +12,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{ParseError, ParseErrorKind};
 
-const EXPECTED: &str =
-    "a canonical hyphenated uuid (8-4-4-4-12 hex digits), not nil and not max";
+const EXPECTED: &str = "a canonical hyphenated uuid (8-4-4-4-12 hex digits), not nil and not max";
 
 /// Positions of the four hyphens in the canonical form.
 const HYPHENS: [usize; 4] = [8, 13, 18, 23];

@@ -315,7 +315,10 @@ mod tests {
             Ok(Visibility::TeamOnly)
         );
         let error = Operation::parse("READ", "operation").unwrap_err();
-        assert_eq!((error.code(), error.field), ("invalid_operation", "operation"));
+        assert_eq!(
+            (error.code(), error.field),
+            ("invalid_operation", "operation")
+        );
         let error = ResourceType::parse("file", "resource_type").unwrap_err();
         assert_eq!(error.code(), "invalid_resource_type");
         assert!(AccessMethod::DirectOwner < AccessMethod::PublicAccess);

@@ -30,7 +30,10 @@ pub const NOW: Timestamp = Timestamp::from_seconds(1_780_315_200);
 fn id(prefix: u8, index: u8) -> uuid::Uuid {
     // `pp000000-0000-4000-8000-0000000000ii`: the corpus's readable version-4 layout.
     uuid::Uuid::from_u128(
-        (u128::from(prefix) << 120) | (0x4000_u128 << 64) | (0x8000_u128 << 48) | (u128::from(index) + 1),
+        (u128::from(prefix) << 120)
+            | (0x4000_u128 << 64)
+            | (0x8000_u128 << 48)
+            | (u128::from(index) + 1),
     )
 }
 
@@ -73,7 +76,12 @@ pub fn dataset() -> impl Strategy<Value = Dataset> {
         TEAMS as usize,
     );
     let members = proptest::collection::vec(
-        (0..TEAMS, 0..USERS - 1, one_of(Role::ALL), prop::bool::weighted(0.8)),
+        (
+            0..TEAMS,
+            0..USERS - 1,
+            one_of(Role::ALL),
+            prop::bool::weighted(0.8),
+        ),
         0..6,
     );
     let projects = proptest::collection::vec(
@@ -84,7 +92,11 @@ pub fn dataset() -> impl Strategy<Value = Dataset> {
     let generations = proptest::collection::vec(
         proptest::option::weighted(
             0.85,
-            (0..USERS - 1, proptest::option::of(0..PROJECTS), one_of(GenerationStatus::ALL)),
+            (
+                0..USERS - 1,
+                proptest::option::of(0..PROJECTS),
+                one_of(GenerationStatus::ALL),
+            ),
         ),
         GENERATIONS as usize,
     );

@@ -30,7 +30,10 @@ fn every_corpus_case_gives_the_expected_decision() {
     assert!(cases.len() >= 60, "only {} cases", cases.len());
     let mut failures = Vec::new();
     for case in &cases {
-        let question = case.question.question().expect("corpus questions are valid");
+        let question = case
+            .question
+            .question()
+            .expect("corpus questions are valid");
         let facts = case.data.facts(&question, 7);
         let decision = decide(&question, &facts, case.now);
         assert_eq!(decision.revision, 7, "{}", case.name);
@@ -41,7 +44,12 @@ fn every_corpus_case_gives_the_expected_decision() {
             ));
         }
     }
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]

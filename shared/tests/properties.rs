@@ -72,12 +72,12 @@ proptest! {
             prop_assert!(now < valid_until, "a grant resting on an expired share");
         }
         // A share-based grant is valid until its share's expiry, and no later.
-        if decision.access_method == Some(authz_core::AccessMethod::ExplicitShare) {
-            if let Some(valid_until) = decision.valid_until {
-                let after = decide(&question, &facts, valid_until);
-                prop_assert!(after.access_method != Some(authz_core::AccessMethod::ExplicitShare)
-                    || after.valid_until != Some(valid_until));
-            }
+        if decision.access_method == Some(authz_core::AccessMethod::ExplicitShare)
+            && let Some(valid_until) = decision.valid_until
+        {
+            let after = decide(&question, &facts, valid_until);
+            prop_assert!(after.access_method != Some(authz_core::AccessMethod::ExplicitShare)
+                || after.valid_until != Some(valid_until));
         }
     }
 
@@ -180,8 +180,16 @@ fn old_formats_and_garbage_are_misses() {
         CacheEntry::decode("e0;1;direct_owner;owner;-;5;10;20;-;"),
         Err(EntryError::UnknownFormat)
     );
-    for other in ["", "{\"granted\":true}", "e2;1;direct_owner;owner;-;5;10;20;-;"] {
-        assert_eq!(CacheEntry::decode(other), Err(EntryError::UnknownFormat), "{other:?}");
+    for other in [
+        "",
+        "{\"granted\":true}",
+        "e2;1;direct_owner;owner;-;5;10;20;-;",
+    ] {
+        assert_eq!(
+            CacheEntry::decode(other),
+            Err(EntryError::UnknownFormat),
+            "{other:?}"
+        );
     }
     for garbage in [
         "e1",

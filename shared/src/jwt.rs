@@ -1,0 +1,745 @@
+//! Verifying end-user JWTs: compact JWS with the algorithm pinned to HS256.
+//!
+//! This module owns the whole check of API.md's end-user token: the size limit, the three
+//! base64url segments, the header (only `"alg": "HS256"` is accepted, so `none`, `HS512`,
+//! `RS256` and a missing `alg` are refused before the signature is looked at), the
+//! constant-time HMAC-SHA256 signature, and then the claims `exp` (required), `nbf`, `iat`,
+//! `aud` (only when an audience is configured) and `sub` (a user id of the UUID standard).
+//! It also signs tokens with [`sign_hs256`], for the dev `token` command and for tests.
+//!
+//! It must not read a clock or do I/O: the caller passes `now` in, as whole seconds since the
+//! Unix epoch, and the secret in, as bytes. Every [`JwtError`] maps to HTTP 401
+//! `unauthenticated` at the boundary; its [`code`](JwtError::code) is only a metrics label.
+//!
+//! Choices that a reader might look for:
+//!
+//! - `typ`, when present, must be the string `JWT` in any case; anything else (such as
+//!   `at+jwt`, a token meant for another verifier) is [`JwtError::Malformed`].
+//! - A `crit` header is refused ([`JwtError::Malformed`]): this verifier understands no
+//!   extension, and RFC 7515 requires refusing tokens whose critical extensions are unknown.
+//! - A header or claims object that names `alg`, `typ`, `crit`, `sub`, `exp`, `nbf`, `iat` or
+//!   `aud` twice is refused, so two parsers can never read two different values.
+//! - Numeric dates must be JSON integers that fit an `i64`; `1.7e9`, `"1700000000"` and `null`
+//!   are [`JwtError::InvalidClaims`]. `iat` is type-checked but not compared with `now`.
+//! - `aud` is only checked when [`JwtConfig::audience`] is set; otherwise it is ignored.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Deserializer};
+use serde_json::Value;
+use sha2::Sha256;
+
+use crate::id::UserId;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// `{"alg":"HS256","typ":"JWT"}` in unpadded base64url, the header of every token we sign.
+const SIGNED_HEADER_B64: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";
+
+/// Limits and optional checks of [`verify`]. Read once at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwtConfig {
+    /// Clock skew allowed on `exp` and `nbf`, in seconds. Default 30.
+    pub leeway_seconds: u64,
+    /// When set, `aud` must be this string or an array containing it. Default `None`: `aud`
+    /// is not checked.
+    pub audience: Option<String>,
+    /// Longest token accepted, in bytes, checked before any decoding. Default 8192.
+    pub max_token_bytes: usize,
+}
+
+impl JwtConfig {
+    /// Default of [`JwtConfig::leeway_seconds`].
+    pub const DEFAULT_LEEWAY_SECONDS: u64 = 30;
+    /// Default of [`JwtConfig::max_token_bytes`].
+    pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8192;
+}
+
+impl Default for JwtConfig {
+    fn default() -> Self {
+        Self {
+            leeway_seconds: Self::DEFAULT_LEEWAY_SECONDS,
+            audience: None,
+            max_token_bytes: Self::DEFAULT_MAX_TOKEN_BYTES,
+        }
+    }
+}
+
+/// The HS256 secret, keyed once so that each verification only clones a ready HMAC state.
+///
+/// Its `Debug` output never shows the secret.
+#[derive(Clone)]
+pub struct JwtKey {
+    mac: HmacSha256,
+}
+
+impl JwtKey {
+    /// Keys HMAC-SHA256 with `secret`. Returns `None` for an empty secret.
+    ///
+    /// RFC 7518 asks for at least 32 bytes of secret for HS256; checking that is the job of
+    /// the caller's configuration, which can name the variable at fault.
+    pub fn new(secret: &[u8]) -> Option<Self> {
+        if secret.is_empty() {
+            return None;
+        }
+        HmacSha256::new_from_slice(secret)
+            .ok()
+            .map(|mac| Self { mac })
+    }
+
+    /// The MAC of `header.payload`, fed segment by segment so the token is never copied.
+    fn mac_of(&self, header_b64: &str, payload_b64: &str) -> HmacSha256 {
+        let mut mac = self.mac.clone();
+        mac.update(header_b64.as_bytes());
+        mac.update(b".");
+        mac.update(payload_b64.as_bytes());
+        mac
+    }
+}
+
+impl fmt::Debug for JwtKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JwtKey").finish_non_exhaustive()
+    }
+}
+
+/// The claims of a verified token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Claims {
+    /// The principal: `sub`, parsed with the UUID standard.
+    pub sub: UserId,
+    /// Expiry, in seconds since the Unix epoch.
+    pub exp: i64,
+    /// Not-before, in seconds since the Unix epoch, when present.
+    pub nbf: Option<i64>,
+    /// Issued-at, in seconds since the Unix epoch, when present.
+    pub iat: Option<i64>,
+}
+
+/// Why a token was refused. Every variant maps to HTTP 401 `unauthenticated` at the
+/// boundary; clients are not told which check failed beyond the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JwtError {
+    /// Longer than [`JwtConfig::max_token_bytes`].
+    TooLarge,
+    /// Not three `.`-separated segments, or a header that is not a JSON object of the
+    /// accepted shape (`typ` other than `JWT`, a `crit` header, a repeated field).
+    Malformed,
+    /// A segment that is not unpadded, canonical base64url.
+    BadBase64,
+    /// `alg` is missing or anything but exactly `HS256`.
+    UnsupportedAlgorithm,
+    /// The HMAC-SHA256 signature does not match.
+    BadSignature,
+    /// The claims are not a JSON object, repeat a field, or hold a numeric date that is not
+    /// an integer.
+    InvalidClaims,
+    /// No `exp` claim.
+    MissingExp,
+    /// `now >= exp + leeway`.
+    Expired,
+    /// `now + leeway < nbf`.
+    NotYetValid,
+    /// An audience is configured and `aud` neither equals nor contains it.
+    WrongAudience,
+    /// `sub` is missing, not a string, or not a valid user id.
+    InvalidSubject,
+}
+
+impl JwtError {
+    /// A short static snake_case code, used as the metrics label.
+    pub const fn code(&self) -> &'static str {
+        match self {
+            Self::TooLarge => "too_large",
+            Self::Malformed => "malformed",
+            Self::BadBase64 => "bad_base64",
+            Self::UnsupportedAlgorithm => "unsupported_algorithm",
+            Self::BadSignature => "bad_signature",
+            Self::InvalidClaims => "invalid_claims",
+            Self::MissingExp => "missing_exp",
+            Self::Expired => "expired",
+            Self::NotYetValid => "not_yet_valid",
+            Self::WrongAudience => "wrong_audience",
+            Self::InvalidSubject => "invalid_subject",
+        }
+    }
+}
+
+impl fmt::Display for JwtError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::TooLarge => "token is longer than the accepted limit",
+            Self::Malformed => "token is not a well-formed jwt",
+            Self::BadBase64 => "token segment is not unpadded base64url",
+            Self::UnsupportedAlgorithm => "token algorithm must be HS256",
+            Self::BadSignature => "token signature does not match",
+            Self::InvalidClaims => "token claims are not a valid json object",
+            Self::MissingExp => "token has no `exp` claim",
+            Self::Expired => "token has expired",
+            Self::NotYetValid => "token is not valid yet",
+            Self::WrongAudience => "token audience does not match",
+            Self::InvalidSubject => "token `sub` must be a valid user id",
+        })
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for JwtError {}
+
+/// A field that was present, possibly `null`, as opposed to absent (the `Default`).
+///
+/// serde reads `null` into `Option<Value>` as `None`; this keeps `"exp": null` apart from a
+/// missing `exp`.
+#[derive(Default)]
+struct Present(Option<Value>);
+
+impl<'de> Deserialize<'de> for Present {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Value::deserialize(deserializer).map(|value| Self(Some(value)))
+    }
+}
+
+/// The header fields we look at. serde refuses a repeated field; unknown ones are ignored.
+#[derive(Deserialize)]
+struct Header {
+    #[serde(default)]
+    alg: Present,
+    #[serde(default)]
+    typ: Present,
+    #[serde(default)]
+    crit: Present,
+}
+
+/// The claims we look at. serde refuses a repeated field; unknown ones are ignored.
+#[derive(Deserialize)]
+struct Payload {
+    #[serde(default)]
+    sub: Present,
+    #[serde(default)]
+    exp: Present,
+    #[serde(default)]
+    nbf: Present,
+    #[serde(default)]
+    iat: Present,
+    #[serde(default)]
+    aud: Present,
+}
+
+/// Verifies an HS256 `token` with `key` at `now_unix_seconds` and returns its claims.
+///
+/// The checks run in this order, and the first failure is returned: size, segments, base64url,
+/// header (`alg` first), signature, then the claims (`exp`, `nbf`, `aud`, `sub`). Nothing in
+/// the payload is interpreted before the signature is known to be valid.
+pub fn verify(
+    token: &str,
+    key: &JwtKey,
+    config: &JwtConfig,
+    now_unix_seconds: i64,
+) -> Result<Claims, JwtError> {
+    if token.len() > config.max_token_bytes {
+        return Err(JwtError::TooLarge);
+    }
+    let mut segments = token.split('.');
+    let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) = (
+        segments.next(),
+        segments.next(),
+        segments.next(),
+        segments.next(),
+    ) else {
+        return Err(JwtError::Malformed);
+    };
+    let header = decode(header_b64)?;
+    let payload = decode(payload_b64)?;
+    let signature = decode(signature_b64)?;
+
+    check_header(&header)?;
+    key.mac_of(header_b64, payload_b64)
+        .verify_slice(&signature)
+        .map_err(|_| JwtError::BadSignature)?;
+    check_claims(&payload, config, now_unix_seconds)
+}
+
+/// Signs `claims_json` as given (it is not parsed) under the header
+/// `{"alg":"HS256","typ":"JWT"}` and returns the compact token.
+pub fn sign_hs256(claims_json: &str, key: &JwtKey) -> String {
+    let payload_b64 = URL_SAFE_NO_PAD.encode(claims_json.as_bytes());
+    let tag = key.mac_of(SIGNED_HEADER_B64, &payload_b64).finalize();
+    let signature_b64 = URL_SAFE_NO_PAD.encode(tag.into_bytes());
+    let mut token = String::with_capacity(
+        SIGNED_HEADER_B64.len() + payload_b64.len() + signature_b64.len() + 2,
+    );
+    token.push_str(SIGNED_HEADER_B64);
+    token.push('.');
+    token.push_str(&payload_b64);
+    token.push('.');
+    token.push_str(&signature_b64);
+    token
+}
+
+/// Unpadded base64url; the engine also refuses non-zero trailing bits, so each byte string has
+/// exactly one accepted encoding.
+fn decode(segment: &str) -> Result<Vec<u8>, JwtError> {
+    URL_SAFE_NO_PAD
+        .decode(segment)
+        .map_err(|_| JwtError::BadBase64)
+}
+
+/// Whether `json` starts (after JSON whitespace) with `{`. serde would also read a struct
+/// from a JSON array, which a JWT header or claims set must not be.
+fn is_json_object(json: &[u8]) -> bool {
+    json.iter()
+        .find(|byte| !matches!(byte, b' ' | b'\t' | b'\n' | b'\r'))
+        == Some(&b'{')
+}
+
+fn check_header(json: &[u8]) -> Result<(), JwtError> {
+    if !is_json_object(json) {
+        return Err(JwtError::Malformed);
+    }
+    let header: Header = serde_json::from_slice(json).map_err(|_| JwtError::Malformed)?;
+    match &header.alg.0 {
+        Some(Value::String(alg)) if alg == "HS256" => {}
+        _ => return Err(JwtError::UnsupportedAlgorithm),
+    }
+    match &header.typ.0 {
+        None => {}
+        Some(Value::String(typ)) if typ.eq_ignore_ascii_case("JWT") => {}
+        Some(_) => return Err(JwtError::Malformed),
+    }
+    if header.crit.0.is_some() {
+        return Err(JwtError::Malformed);
+    }
+    Ok(())
+}
+
+fn check_claims(json: &[u8], config: &JwtConfig, now: i64) -> Result<Claims, JwtError> {
+    if !is_json_object(json) {
+        return Err(JwtError::InvalidClaims);
+    }
+    let payload: Payload = serde_json::from_slice(json).map_err(|_| JwtError::InvalidClaims)?;
+
+    let exp = numeric_date(payload.exp.0.as_ref())?.ok_or(JwtError::MissingExp)?;
+    let nbf = numeric_date(payload.nbf.0.as_ref())?;
+    let iat = numeric_date(payload.iat.0.as_ref())?;
+
+    let leeway = i64::try_from(config.leeway_seconds).unwrap_or(i64::MAX);
+    if now >= exp.saturating_add(leeway) {
+        return Err(JwtError::Expired);
+    }
+    if nbf.is_some_and(|nbf| now.saturating_add(leeway) < nbf) {
+        return Err(JwtError::NotYetValid);
+    }
+    if let Some(audience) = &config.audience
+        && !audience_matches(payload.aud.0.as_ref(), audience)
+    {
+        return Err(JwtError::WrongAudience);
+    }
+    let sub = match &payload.sub.0 {
+        Some(Value::String(sub)) => {
+            UserId::parse(sub, "sub").map_err(|_| JwtError::InvalidSubject)?
+        }
+        _ => return Err(JwtError::InvalidSubject),
+    };
+    Ok(Claims { sub, exp, nbf, iat })
+}
+
+/// A present numeric date must be a JSON integer that fits an `i64`.
+fn numeric_date(value: Option<&Value>) -> Result<Option<i64>, JwtError> {
+    match value {
+        None => Ok(None),
+        Some(Value::Number(number)) => number.as_i64().map(Some).ok_or(JwtError::InvalidClaims),
+        Some(_) => Err(JwtError::InvalidClaims),
+    }
+}
+
+fn audience_matches(aud: Option<&Value>, audience: &str) -> bool {
+    match aud {
+        Some(Value::String(aud)) => aud == audience,
+        Some(Value::Array(auds)) => auds
+            .iter()
+            .any(|aud| matches!(aud, Value::String(aud) if aud == audience)),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alloc::format;
+    use alloc::string::ToString;
+
+    use super::*;
+
+    const NOW: i64 = 1_700_000_000;
+    const SUB: &str = "6f1d2c3b-4a59-4e68-8d7c-0b1a2f3e4d5c";
+    const SECRET: &[u8] = b"test-secret-of-at-least-thirty-two-bytes";
+
+    fn key() -> JwtKey {
+        JwtKey::new(SECRET).unwrap()
+    }
+
+    fn b64(text: &str) -> String {
+        URL_SAFE_NO_PAD.encode(text.as_bytes())
+    }
+
+    /// Claims with `sub = SUB` and `exp` an hour ahead, plus `extra` fields.
+    fn claims(extra: &str) -> String {
+        let exp = NOW + 3600;
+        if extra.is_empty() {
+            format!(r#"{{"sub":"{SUB}","exp":{exp}}}"#)
+        } else {
+            format!(r#"{{"sub":"{SUB}","exp":{exp},{extra}}}"#)
+        }
+    }
+
+    /// A token with a hand-built header, signed with `key` over whatever the header says.
+    fn with_header(header_json: &str, claims_json: &str, key: &JwtKey) -> String {
+        let header = b64(header_json);
+        let payload = b64(claims_json);
+        let tag = key.mac_of(&header, &payload).finalize().into_bytes();
+        format!("{header}.{payload}.{}", URL_SAFE_NO_PAD.encode(tag))
+    }
+
+    /// A token from three raw segments, no signing.
+    fn raw(header_json: &str, claims_json: &str, signature_b64: &str) -> String {
+        format!("{}.{}.{signature_b64}", b64(header_json), b64(claims_json))
+    }
+
+    fn check_with(token: &str, config: &JwtConfig, expected: Result<&str, JwtError>) {
+        let got = verify(token, &key(), config, NOW).map(|claims| claims.sub.to_string());
+        assert_eq!(got.as_deref().map_err(|e| *e), expected, "token {token:?}");
+    }
+
+    fn check(token: &str, expected: Result<&str, JwtError>) {
+        check_with(token, &JwtConfig::default(), expected);
+    }
+
+    #[test]
+    fn jwt_table() {
+        use JwtError::*;
+        let key = key();
+        let sign = |claims_json: &str| sign_hs256(claims_json, &key);
+        // The default claims under a hand-built header, signed with the key whatever it says.
+        let header = |header_json: &str| with_header(header_json, &claims(""), &key);
+        let exp = |exp: &str| sign(&format!(r#"{{"sub":"{SUB}","exp":{exp}}}"#));
+        let sub = |sub: &str| sign(&format!(r#"{{"sub":{sub},"exp":{}}}"#, NOW + 3600));
+        let good = sign(&claims(""));
+        let (h, rest) = good.split_once('.').unwrap();
+        let (p, s) = rest.split_once('.').unwrap();
+
+        // Valid.
+        check(&good, Ok(SUB));
+        check(
+            &sign(&claims(r#""nbf":1,"iat":1,"iss":"dev","aud":"x""#)),
+            Ok(SUB),
+        );
+        check(&sub(&format!(r#""{}""#, SUB.to_uppercase())), Ok(SUB));
+        check(&header(r#"{"alg":"HS256"}"#), Ok(SUB));
+        check(
+            &header(r#"{"typ":"jwt","kid":"k1","alg":"HS256"}"#),
+            Ok(SUB),
+        );
+
+        // Size: checked before anything else; the limit itself is allowed.
+        check(&"a".repeat(16 * 1024), Err(TooLarge));
+        check(&"a".repeat(8193), Err(TooLarge));
+        check(&"a".repeat(8192), Err(Malformed));
+
+        // Segments.
+        check("", Err(Malformed));
+        check(&format!("{h}.{p}"), Err(Malformed));
+        check(&format!("{h}.{p}.{s}.{p}"), Err(Malformed));
+        check(&format!("{h}.{p}.{s}."), Err(Malformed));
+        check("..", Err(Malformed));
+
+        // Base64url: no `*`, no padding, no `+` or `/`, no non-zero trailing bits.
+        check(&format!("*{h}.{p}.{s}"), Err(BadBase64));
+        check(&format!("{h}.{p}*.{s}"), Err(BadBase64));
+        check(&format!("{h}.{p}.***"), Err(BadBase64));
+        check(&format!("{h}=.{p}.{s}"), Err(BadBase64));
+        check(&format!("{h}.{p}.{s}="), Err(BadBase64));
+        check(&format!("{h}.{p}.+{}", &s[1..]), Err(BadBase64));
+        check(&format!("{h}.{p}./{}", &s[1..]), Err(BadBase64));
+        // A 32-byte tag leaves 2 spare bits in its last character; setting one is refused.
+        let alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let mut spare_bit = s.to_string();
+        let last = alphabet.find(spare_bit.pop().unwrap()).unwrap();
+        spare_bit.push(char::from(alphabet.as_bytes()[last | 1]));
+        check(&format!("{h}.{p}.{spare_bit}"), Err(BadBase64));
+
+        // Header: a JSON object, `typ` JWT if present, no `crit`, no repeated field.
+        check(&header("not json"), Err(Malformed));
+        check(&header(r#"["HS256","JWT"]"#), Err(Malformed));
+        check(&header(r#""HS256""#), Err(Malformed));
+        check(&header(r#"{"alg":"HS256","typ":"at+jwt"}"#), Err(Malformed));
+        check(&header(r#"{"alg":"HS256","typ":1}"#), Err(Malformed));
+        check(
+            &header(r#"{"alg":"HS256","crit":["b64"],"b64":false}"#),
+            Err(Malformed),
+        );
+        check(&header(r#"{"alg":"HS256","alg":"none"}"#), Err(Malformed));
+        check(&header(r#"{"alg":"none","alg":"HS256"}"#), Err(Malformed));
+
+        // Algorithm: refused before the signature is checked, whatever the signature.
+        let none = r#"{"alg":"none","typ":"JWT"}"#;
+        check(&raw(none, &claims(""), ""), Err(UnsupportedAlgorithm));
+        check(&raw(none, &claims(""), s), Err(UnsupportedAlgorithm));
+        check(&header(none), Err(UnsupportedAlgorithm));
+        // RS256 carrying an HMAC made with the key: the classic key-confusion attack.
+        for alg in [
+            r#""RS256""#,
+            r#""HS512""#,
+            r#""None""#,
+            r#""NONE""#,
+            r#""hs256""#,
+            r#""HS256 ""#,
+            "null",
+            "256",
+        ] {
+            let header_json = format!(r#"{{"alg":{alg},"typ":"JWT"}}"#);
+            check(&header(&header_json), Err(UnsupportedAlgorithm));
+        }
+        let hs512 = URL_SAFE_NO_PAD.encode([7u8; 64]);
+        check(
+            &raw(r#"{"alg":"HS512"}"#, &claims(""), &hs512),
+            Err(UnsupportedAlgorithm),
+        );
+        check(&header(r#"{"typ":"JWT"}"#), Err(UnsupportedAlgorithm));
+        check(&header("{}"), Err(UnsupportedAlgorithm));
+
+        // Signature.
+        let other = JwtKey::new(b"another-secret-of-thirty-two-bytes!!").unwrap();
+        check(&sign_hs256(&claims(""), &other), Err(BadSignature));
+        let other_sub = r#"{"sub":"11111111-2222-4333-8444-555555555555","exp":1700003600}"#;
+        check(&format!("{h}.{}.{s}", b64(other_sub)), Err(BadSignature));
+        check(&format!("{h}.{p}."), Err(BadSignature));
+        check(&format!("{h}.{p}.{}", &s[..20]), Err(BadSignature));
+        let other_token = sign(&claims(r#""nbf":1"#));
+        let (_, other_s) = other_token.rsplit_once('.').unwrap();
+        check(&format!("{h}.{p}.{other_s}"), Err(BadSignature));
+
+        // Claims set: a JSON object with no repeated field.
+        check(&sign("[1,2]"), Err(InvalidClaims));
+        check(&sign("42"), Err(InvalidClaims));
+        check(&sign(&format!(r#""{SUB}""#)), Err(InvalidClaims));
+        check(&sign("not json"), Err(InvalidClaims));
+        check(&sign(""), Err(InvalidClaims));
+        check(&sign(&claims(r#""exp":1"#)), Err(InvalidClaims));
+        check(
+            &sign(&claims(&format!(r#""sub":"{SUB}""#))),
+            Err(InvalidClaims),
+        );
+
+        // exp: required, an integer, expired from `exp + leeway` on.
+        check(&sign(&format!(r#"{{"sub":"{SUB}"}}"#)), Err(MissingExp));
+        for bad in [
+            r#""1700003600""#,
+            "1700003600.0",
+            "1.7000036e9",
+            "18446744073709551615",
+            "null",
+            "true",
+            "[1700003600]",
+        ] {
+            check(&exp(bad), Err(InvalidClaims));
+        }
+        check(&exp(&(NOW - 3600).to_string()), Err(Expired));
+        check(&exp(&(NOW - 31).to_string()), Err(Expired));
+        check(&exp(&(NOW - 30).to_string()), Err(Expired)); // now == exp + leeway
+        check(&exp(&(NOW - 29).to_string()), Ok(SUB));
+        check(&exp(&NOW.to_string()), Ok(SUB));
+        check(&exp(&i64::MAX.to_string()), Ok(SUB));
+        check(&exp(&i64::MIN.to_string()), Err(Expired));
+
+        // nbf: not yet valid while `now + leeway < nbf`; nbf and iat are integers.
+        let extra = |extra: &str| sign(&claims(extra));
+        check(
+            &extra(&format!(r#""nbf":{}"#, NOW + 3600)),
+            Err(NotYetValid),
+        );
+        check(&extra(&format!(r#""nbf":{}"#, NOW + 31)), Err(NotYetValid));
+        check(&extra(&format!(r#""nbf":{}"#, NOW + 30)), Ok(SUB));
+        check(&extra(r#""nbf":"1""#), Err(InvalidClaims));
+        check(&extra(r#""nbf":null"#), Err(InvalidClaims));
+        check(&extra(r#""iat":"1""#), Err(InvalidClaims));
+        check(&extra(r#""iat":1.5"#), Err(InvalidClaims));
+
+        // sub: a string of the UUID standard, not nil or max.
+        check(&sub(r#""alice""#), Err(InvalidSubject));
+        check(
+            &sub(r#""00000000-0000-0000-0000-000000000000""#),
+            Err(InvalidSubject),
+        );
+        check(
+            &sub(r#""ffffffff-ffff-ffff-ffff-ffffffffffff""#),
+            Err(InvalidSubject),
+        );
+        check(&sub(&format!(r#""{{{SUB}}}""#)), Err(InvalidSubject));
+        check(&sub(&format!(r#"" {SUB}""#)), Err(InvalidSubject));
+        check(&sub("42"), Err(InvalidSubject));
+        check(&sub("null"), Err(InvalidSubject));
+        check(&sub(&format!(r#"["{SUB}"]"#)), Err(InvalidSubject));
+        check(
+            &sign(&format!(r#"{{"exp":{}}}"#, NOW + 3600)),
+            Err(InvalidSubject),
+        );
+    }
+
+    #[test]
+    fn audience_table() {
+        use JwtError::*;
+        let key = key();
+        let config = JwtConfig {
+            audience: Some("authz-edge".to_string()),
+            ..JwtConfig::default()
+        };
+        let with_aud = |aud: &str| sign_hs256(&claims(&format!(r#""aud":{aud}"#)), &key);
+        check_with(&with_aud(r#""authz-edge""#), &config, Ok(SUB));
+        check_with(&with_aud(r#"["other","authz-edge"]"#), &config, Ok(SUB));
+        check_with(&with_aud(r#""other""#), &config, Err(WrongAudience));
+        check_with(&with_aud(r#""AUTHZ-EDGE""#), &config, Err(WrongAudience));
+        check_with(&with_aud(r#"["other"]"#), &config, Err(WrongAudience));
+        check_with(&with_aud("[]"), &config, Err(WrongAudience));
+        check_with(
+            &with_aud(r#"[["authz-edge"]]"#),
+            &config,
+            Err(WrongAudience),
+        );
+        check_with(&with_aud("null"), &config, Err(WrongAudience));
+        check_with(&with_aud("1"), &config, Err(WrongAudience));
+        check_with(&sign_hs256(&claims(""), &key), &config, Err(WrongAudience));
+        // Without a configured audience, `aud` is not looked at.
+        check(&with_aud(r#""other""#), Ok(SUB));
+        check(&with_aud("1"), Ok(SUB));
+    }
+
+    #[test]
+    fn leeway_and_size_come_from_the_config() {
+        let key = key();
+        let strict = JwtConfig {
+            leeway_seconds: 0,
+            max_token_bytes: 64,
+            audience: None,
+        };
+        let token = sign_hs256(&format!(r#"{{"sub":"{SUB}","exp":{}}}"#, NOW + 1), &key);
+        check_with(&token, &strict, Err(JwtError::TooLarge));
+        let strict = JwtConfig {
+            max_token_bytes: token.len(),
+            ..strict
+        };
+        check_with(&token, &strict, Ok(SUB));
+        let token = sign_hs256(&format!(r#"{{"sub":"{SUB}","exp":{NOW}}}"#), &key);
+        check_with(&token, &strict, Err(JwtError::Expired));
+        let huge = JwtConfig {
+            leeway_seconds: u64::MAX,
+            ..JwtConfig::default()
+        };
+        let token = sign_hs256(&format!(r#"{{"sub":"{SUB}","exp":1}}"#), &key);
+        check_with(&token, &huge, Ok(SUB));
+    }
+
+    #[test]
+    fn returns_every_claim() {
+        let claims_json = format!(
+            r#"{{"iat":{},"nbf":{},"exp":{},"sub":"{}"}}"#,
+            NOW - 10,
+            NOW - 5,
+            NOW + 60,
+            SUB.to_uppercase()
+        );
+        let token = sign_hs256(&claims_json, &key());
+        let got = verify(&token, &key(), &JwtConfig::default(), NOW).unwrap();
+        assert_eq!(
+            got,
+            Claims {
+                sub: UserId::parse(SUB, "sub").unwrap(),
+                exp: NOW + 60,
+                nbf: Some(NOW - 5),
+                iat: Some(NOW - 10),
+            }
+        );
+    }
+
+    #[test]
+    fn signed_header_is_the_documented_one() {
+        assert_eq!(SIGNED_HEADER_B64, b64(r#"{"alg":"HS256","typ":"JWT"}"#));
+        let token = sign_hs256("{}", &key());
+        assert!(
+            token.starts_with(&format!("{SIGNED_HEADER_B64}.e30.")),
+            "{token}"
+        );
+        assert_eq!(token.split('.').count(), 3);
+    }
+
+    /// RFC 7515 appendix A.1: an HS256 token made by another implementation. Its signature
+    /// verifies; it is then refused only because it has no `sub`.
+    #[test]
+    fn rfc_7515_example_signature_verifies() {
+        let secret = URL_SAFE_NO_PAD
+            .decode(
+                "AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow",
+            )
+            .unwrap();
+        let key = JwtKey::new(&secret).unwrap();
+        let token = "eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9\
+            .eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ\
+            .dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+        let config = JwtConfig::default();
+        assert_eq!(
+            verify(token, &key, &config, 1_300_819_000),
+            Err(JwtError::InvalidSubject)
+        );
+        assert_eq!(
+            verify(token, &key, &config, 1_300_819_410),
+            Err(JwtError::Expired)
+        );
+        assert_eq!(
+            verify(token, &self::key(), &config, 1_300_819_000),
+            Err(JwtError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn empty_secret_is_refused_and_debug_hides_the_secret() {
+        assert!(JwtKey::new(b"").is_none());
+        assert!(JwtKey::new(b"x").is_some());
+        let shown = format!("{:?}", key());
+        assert_eq!(shown, "JwtKey { .. }");
+    }
+
+    #[test]
+    fn codes_and_messages() {
+        use JwtError::*;
+        let all = [
+            TooLarge,
+            Malformed,
+            BadBase64,
+            UnsupportedAlgorithm,
+            BadSignature,
+            InvalidClaims,
+            MissingExp,
+            Expired,
+            NotYetValid,
+            WrongAudience,
+            InvalidSubject,
+        ];
+        let mut codes: Vec<&str> = all.iter().map(JwtError::code).collect();
+        for (error, code) in all.iter().zip(&codes) {
+            assert!(
+                code.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+                "{code}"
+            );
+            let message = error.to_string();
+            assert!(message.starts_with(char::is_lowercase), "{message}");
+            assert!(!message.ends_with('.'), "{message}");
+        }
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), all.len());
+    }
+}
