@@ -1,5 +1,128 @@
-//! The origin service's entry point (skeleton until the origin issue).
+//! `authz-origin`: serve the API, apply migrations, seed a dataset, mint a development token.
 
-fn main() {
-    println!("authz-origin {}", env!("CARGO_PKG_VERSION"));
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use authz_core::UserId;
+use authz_core::jwt::{JwtKey, sign_hs256};
+use authz_origin::config::Config;
+use authz_origin::seed::{self, Scale, SeedOptions};
+use authz_origin::state::AppState;
+use authz_origin::{db, server};
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "authz-origin",
+    version,
+    about = "The authorization origin service"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the HTTP API (configuration from the environment; see the README).
+    Serve {
+        /// Apply pending migrations before serving.
+        #[arg(long)]
+        migrate: bool,
+    },
+    /// Apply pending migrations to POSTGRES_PRIMARY_URL (or DATABASE_URL).
+    Migrate,
+    /// Replace the dataset with a generated one (COPY; deterministic for a given seed).
+    Seed {
+        /// Dataset size.
+        #[arg(long, value_enum, default_value = "small")]
+        scale: Scale,
+        /// Random seed.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Hide the progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Print a development end-user JWT signed with AUTHZ_JWT_SECRET.
+    Token {
+        /// The user id (the token's `sub`).
+        #[arg(long)]
+        user: String,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 3_600)]
+        ttl_seconds: i64,
+    },
+}
+
+fn database_url() -> anyhow::Result<String> {
+    std::env::var("POSTGRES_PRIMARY_URL")
+        .or_else(|_| std::env::var("DATABASE_URL"))
+        .context("POSTGRES_PRIMARY_URL (or DATABASE_URL) is required")
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Serve { migrate } => {
+            let config = Config::from_env()?;
+            if migrate || config.migrate_on_start {
+                let applied = db::migrate::run(&config.postgres_primary_url).await?;
+                tracing::info!(?applied, "migrations applied");
+            }
+            let listener = tokio::net::TcpListener::bind(config.listen)
+                .await
+                .with_context(|| format!("cannot listen on {}", config.listen))?;
+            tracing::info!(address = %listener.local_addr()?, ?config, "serving");
+            let state = AppState::build(config).await?;
+            server::serve(listener, state, server::shutdown_signal()).await?;
+        }
+        Command::Migrate => {
+            let applied = db::migrate::run(&database_url()?).await?;
+            println!(
+                "applied {} migration(s): {}",
+                applied.len(),
+                applied.join(", ")
+            );
+        }
+        Command::Seed { scale, seed, quiet } => {
+            let (mut client, connection) =
+                tokio_postgres::connect(&database_url()?, tokio_postgres::NoTls).await?;
+            let driver = tokio::spawn(connection);
+            let report = seed::run(
+                &mut client,
+                &SeedOptions {
+                    scale,
+                    seed,
+                    progress: !quiet,
+                },
+            )
+            .await?;
+            driver.abort();
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        Command::Token { user, ttl_seconds } => {
+            let secret =
+                std::env::var("AUTHZ_JWT_SECRET").context("AUTHZ_JWT_SECRET is required")?;
+            let key =
+                JwtKey::new(secret.as_bytes()).context("AUTHZ_JWT_SECRET must not be empty")?;
+            let user = UserId::parse(&user, "user")
+                .map_err(|error| anyhow::anyhow!(error.message(&user)))?;
+            let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+            let claims = serde_json::json!({
+                "sub": user.to_string(),
+                "iat": now,
+                "exp": i64::try_from(now)? + ttl_seconds,
+            });
+            println!("{}", sign_hs256(&claims.to_string(), &key));
+        }
+    }
+    Ok(())
 }

@@ -1,0 +1,100 @@
+//! Who is calling: a trusted service (the edge, a backend) presenting `AUTHZ_SERVICE_TOKEN`,
+//! an end user presenting an HS256 JWT, or an administrator presenting `AUTHZ_ADMIN_TOKEN`.
+//! Tokens are compared in constant time; JWTs are verified by the core.
+
+use authz_core::UserId;
+use authz_core::jwt;
+use axum::http::HeaderMap;
+use axum::http::header::AUTHORIZATION;
+use subtle::ConstantTimeEq;
+
+use crate::config::Config;
+use crate::decision::now;
+use crate::error::AppError;
+
+/// An authenticated caller of `/v1/*`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caller {
+    /// A trusted service: the principal comes from the body's `user_id`.
+    Service,
+    /// An end user: the principal is the token's `sub`.
+    EndUser(UserId),
+}
+
+/// The bearer token of a request, if any.
+pub fn bearer(headers: &HeaderMap) -> Result<&str, AppError> {
+    let value = headers
+        .get(AUTHORIZATION)
+        .ok_or(AppError::Unauthenticated("missing bearer token"))?;
+    let value = value
+        .to_str()
+        .map_err(|_| AppError::Unauthenticated("malformed authorization header"))?;
+    let token = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .ok_or(AppError::Unauthenticated("expected a bearer token"))?
+        .trim();
+    if token.is_empty() {
+        return Err(AppError::Unauthenticated("empty bearer token"));
+    }
+    Ok(token)
+}
+
+fn same_secret(presented: &str, expected: &str) -> bool {
+    presented.as_bytes().ct_eq(expected.as_bytes()).into()
+}
+
+/// Authenticates a caller of `/v1/*`.
+pub fn authenticate(headers: &HeaderMap, config: &Config) -> Result<Caller, AppError> {
+    let token = bearer(headers)?;
+    if let Some(service_token) = &config.service_token
+        && same_secret(token, service_token)
+    {
+        return Ok(Caller::Service);
+    }
+    let Some(key) = &config.jwt_key else {
+        return Err(AppError::Unauthenticated("invalid bearer token"));
+    };
+    match jwt::verify(token, key, &config.jwt, now().as_seconds()) {
+        Ok(claims) => Ok(Caller::EndUser(claims.sub)),
+        Err(error) => {
+            metrics::counter!("authz_jwt_rejected_total", "reason" => error.code()).increment(1);
+            Err(AppError::Unauthenticated(jwt_message(error)))
+        }
+    }
+}
+
+const fn jwt_message(error: jwt::JwtError) -> &'static str {
+    use jwt::JwtError::*;
+    match error {
+        Expired => "token expired",
+        NotYetValid => "token not yet valid",
+        BadSignature => "invalid token signature",
+        UnsupportedAlgorithm => "unsupported token algorithm: only HS256 is accepted",
+        MissingExp => "token has no exp claim",
+        InvalidSubject => "token sub is not a valid user uuid",
+        WrongAudience => "token audience mismatch",
+        TooLarge => "token too large",
+        Malformed | BadBase64 | InvalidClaims => "malformed token",
+    }
+}
+
+/// Checks the admin token of `/admin/*` and `/api/v1/system/*`: 401 without a valid bearer
+/// token, 403 for a valid non-admin credential (the service token or an end-user JWT).
+pub fn authorize_admin(headers: &HeaderMap, config: &Config) -> Result<(), AppError> {
+    let Some(admin_token) = &config.admin_token else {
+        return Err(AppError::Forbidden(
+            "admin endpoints are disabled: AUTHZ_ADMIN_TOKEN is not set",
+        ));
+    };
+    let token = bearer(headers)?;
+    if same_secret(token, admin_token) {
+        return Ok(());
+    }
+    match authenticate(headers, config) {
+        Ok(_) => Err(AppError::Forbidden(
+            "these credentials may not call admin endpoints",
+        )),
+        Err(_) => Err(AppError::Unauthenticated("invalid bearer token")),
+    }
+}

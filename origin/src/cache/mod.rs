@@ -1,0 +1,8 @@
+//! The origin's cache tiers: the Redis tiers behind circuit breakers. (L1, the in-process
+//! decision cache, lives with the decider, which owns its coalescing.)
+
+pub mod breaker;
+pub mod redis_tier;
+
+pub use breaker::{Breaker, BreakerState};
+pub use redis_tier::RedisTier;

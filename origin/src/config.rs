@@ -1,0 +1,357 @@
+//! The origin's configuration: read once from the environment at start, validated, with a
+//! message naming the variable when a value is wrong (two stages: raw strings, then `Config`).
+//! Nothing else in the origin reads the environment.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use authz_core::TtlPolicy;
+use authz_core::jwt::{JwtConfig, JwtKey};
+
+/// A configuration error naming the variable at fault.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid {variable}: {message}")]
+pub struct ConfigError {
+    variable: &'static str,
+    message: String,
+}
+
+fn invalid(variable: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        variable,
+        message: message.into(),
+    }
+}
+
+/// The four Redis tiers of `redis_cache_config`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RedisTierName {
+    /// Decisions.
+    Authorization,
+    /// Verified token → principal.
+    Session,
+    /// Resource facts by id.
+    Generation,
+    /// A user's active flag and memberships.
+    User,
+}
+
+impl RedisTierName {
+    /// All tiers.
+    pub const ALL: [Self; 4] = [
+        Self::Authorization,
+        Self::Session,
+        Self::Generation,
+        Self::User,
+    ];
+
+    /// The tier's name in `redis_cache_config` and in metrics.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Authorization => "authorization",
+            Self::Session => "session",
+            Self::Generation => "generation",
+            Self::User => "user",
+        }
+    }
+
+    const fn variable(self) -> &'static str {
+        match self {
+            Self::Authorization => "REDIS_AUTHORIZATION_URL",
+            Self::Session => "REDIS_SESSION_URL",
+            Self::Generation => "REDIS_GENERATION_URL",
+            Self::User => "REDIS_USER_URL",
+        }
+    }
+}
+
+/// Everything the origin reads from its environment.
+#[derive(Clone)]
+pub struct Config {
+    /// `POSTGRES_PRIMARY_URL`, else `DATABASE_URL`.
+    pub postgres_primary_url: String,
+    /// `POSTGRES_REPLICA_URL`, else the primary.
+    pub postgres_replica_url: Option<String>,
+    /// Per tier: its Redis URL (`REDIS_<TIER>_URL`, else `REDIS_URL`), or none (Redis off).
+    pub redis_urls: HashMap<RedisTierName, String>,
+    /// `AUTHZ_REDIS_PREFIX`: prepended to every Redis key (default `authz:`), so several
+    /// deployments or test runs can share one server.
+    pub redis_prefix: String,
+    /// `AUTHZ_REDIS_TIMEOUT_MS`: the deadline of one Redis command (default 50 ms).
+    pub redis_timeout: Duration,
+    /// `AUTHZ_BREAKER_FAILURES`: consecutive failures that open a tier's breaker (default 5).
+    pub breaker_failures: u32,
+    /// `AUTHZ_BREAKER_PROBE_MS`: how long a breaker stays open before probing (default 30 s).
+    pub breaker_probe: Duration,
+    /// `AUTHZ_LISTEN` (default `127.0.0.1:8080`).
+    pub listen: SocketAddr,
+    /// `AUTHZ_SERVICE_TOKEN`.
+    pub service_token: Option<String>,
+    /// `AUTHZ_ADMIN_TOKEN`.
+    pub admin_token: Option<String>,
+    /// `AUTHZ_JWT_SECRET`, ready to verify with.
+    pub jwt_key: Option<JwtKey>,
+    /// `AUTHZ_JWT_LEEWAY_SECONDS` (default 30) and `AUTHZ_JWT_AUDIENCE` (default none).
+    pub jwt: JwtConfig,
+    /// `AUTHZ_GRANT_TTL_MS`, `AUTHZ_DENY_TTL_MS`, `AUTHZ_NOT_FOUND_TTL_MS`.
+    pub ttl: TtlPolicy,
+    /// `AUTHZ_L1_CAPACITY`: decisions held in process (default 100,000).
+    pub l1_capacity: u64,
+    /// `AUTHZ_STATEMENT_TIMEOUT_MS` (default 2,000), applied to every pooled connection.
+    pub statement_timeout: Duration,
+    /// `AUTHZ_REQUEST_TIMEOUT_MS`: the deadline of one decision or batch (default 5,000).
+    pub request_timeout: Duration,
+    /// `AUTHZ_POOL_<NAME>_MAX_SIZE`: overrides of `connection_pool_config.max_size`.
+    pub pool_max_size_overrides: HashMap<String, usize>,
+    /// `AUTHZ_MIGRATE_ON_START`: apply migrations before serving (default false).
+    pub migrate_on_start: bool,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print secrets.
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("redis_tiers", &self.redis_urls.keys().collect::<Vec<_>>())
+            .field(
+                "service_token",
+                &self.service_token.as_ref().map(|_| "<set>"),
+            )
+            .field("admin_token", &self.admin_token.as_ref().map(|_| "<set>"))
+            .field("jwt_key", &self.jwt_key.as_ref().map(|_| "<set>"))
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Pool names of `connection_pool_config`.
+pub const POOL_NAMES: [&str; 6] = [
+    "authorization_primary",
+    "authorization_replica",
+    "read_primary",
+    "read_replica",
+    "write_primary",
+    "maintenance",
+];
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(&std::env::vars().collect())
+    }
+
+    /// Reads a given environment (tests build configs without touching the process's).
+    pub fn from_vars(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| {
+            vars.get(name)
+                .map(|value| value.trim())
+                .filter(|v| !v.is_empty())
+        };
+        let millis = |name: &'static str, default: u64| -> Result<Duration, ConfigError> {
+            get(name).map_or(Ok(Duration::from_millis(default)), |text| {
+                text.parse::<u64>()
+                    .map(Duration::from_millis)
+                    .map_err(|_| invalid(name, format!("expected milliseconds, got \"{text}\"")))
+            })
+        };
+        let number = |name: &'static str, default: u64| -> Result<u64, ConfigError> {
+            get(name).map_or(Ok(default), |text| {
+                text.parse::<u64>()
+                    .map_err(|_| invalid(name, format!("expected a number, got \"{text}\"")))
+            })
+        };
+
+        let postgres_primary_url = get("POSTGRES_PRIMARY_URL")
+            .or_else(|| get("DATABASE_URL"))
+            .ok_or_else(|| invalid("POSTGRES_PRIMARY_URL", "required (or DATABASE_URL)"))?
+            .to_owned();
+        check_postgres_url("POSTGRES_PRIMARY_URL", &postgres_primary_url)?;
+        let postgres_replica_url = get("POSTGRES_REPLICA_URL").map(str::to_owned);
+        if let Some(url) = &postgres_replica_url {
+            check_postgres_url("POSTGRES_REPLICA_URL", url)?;
+        }
+
+        let mut redis_urls = HashMap::new();
+        for tier in RedisTierName::ALL {
+            let (variable, url) = match get(tier.variable()) {
+                Some(url) => (tier.variable(), url),
+                None => match get("REDIS_URL") {
+                    Some(url) => ("REDIS_URL", url),
+                    None => continue,
+                },
+            };
+            redis::parse_redis_url(url)
+                .ok_or_else(|| invalid(variable, format!("not a redis url: \"{url}\"")))?;
+            redis_urls.insert(tier, url.to_owned());
+        }
+
+        let listen = get("AUTHZ_LISTEN").unwrap_or("127.0.0.1:8080");
+        let listen = listen.parse().map_err(|_| {
+            invalid(
+                "AUTHZ_LISTEN",
+                format!("expected host:port, got \"{listen}\""),
+            )
+        })?;
+
+        let jwt_key = get("AUTHZ_JWT_SECRET")
+            .map(|secret| {
+                if secret.len() < 32 {
+                    return Err(invalid("AUTHZ_JWT_SECRET", "must be at least 32 bytes"));
+                }
+                JwtKey::new(secret.as_bytes())
+                    .ok_or_else(|| invalid("AUTHZ_JWT_SECRET", "must not be empty"))
+            })
+            .transpose()?;
+        let jwt = JwtConfig {
+            leeway_seconds: number("AUTHZ_JWT_LEEWAY_SECONDS", 30)?,
+            audience: get("AUTHZ_JWT_AUDIENCE").map(str::to_owned),
+            ..JwtConfig::default()
+        };
+        for (name, token) in [
+            ("AUTHZ_SERVICE_TOKEN", get("AUTHZ_SERVICE_TOKEN")),
+            ("AUTHZ_ADMIN_TOKEN", get("AUTHZ_ADMIN_TOKEN")),
+        ] {
+            if token.is_some_and(|token| token.len() < 16) {
+                return Err(invalid(name, "must be at least 16 characters"));
+            }
+        }
+
+        let defaults = TtlPolicy::default();
+        let ttl = TtlPolicy {
+            grant_ttl_ms: number("AUTHZ_GRANT_TTL_MS", defaults.grant_ttl_ms)?,
+            deny_ttl_ms: number("AUTHZ_DENY_TTL_MS", defaults.deny_ttl_ms)?,
+            not_found_ttl_ms: number("AUTHZ_NOT_FOUND_TTL_MS", defaults.not_found_ttl_ms)?,
+        };
+
+        let mut pool_max_size_overrides = HashMap::new();
+        for name in POOL_NAMES {
+            let variable = format!("AUTHZ_POOL_{}_MAX_SIZE", name.to_uppercase());
+            if let Some(text) = get(&variable) {
+                let size = text
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|size| *size > 0)
+                    .ok_or_else(|| {
+                        invalid(
+                            "AUTHZ_POOL_<NAME>_MAX_SIZE",
+                            format!("{variable}: expected a positive number, got \"{text}\""),
+                        )
+                    })?;
+                pool_max_size_overrides.insert(name.to_owned(), size);
+            }
+        }
+
+        let breaker_failures = number("AUTHZ_BREAKER_FAILURES", 5)?;
+        let breaker_failures = u32::try_from(breaker_failures)
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| invalid("AUTHZ_BREAKER_FAILURES", "expected a positive number"))?;
+
+        Ok(Self {
+            postgres_primary_url,
+            postgres_replica_url,
+            redis_urls,
+            redis_prefix: get("AUTHZ_REDIS_PREFIX").unwrap_or("authz:").to_owned(),
+            redis_timeout: millis("AUTHZ_REDIS_TIMEOUT_MS", 50)?,
+            breaker_failures,
+            breaker_probe: millis("AUTHZ_BREAKER_PROBE_MS", 30_000)?,
+            listen,
+            service_token: get("AUTHZ_SERVICE_TOKEN").map(str::to_owned),
+            admin_token: get("AUTHZ_ADMIN_TOKEN").map(str::to_owned),
+            jwt_key,
+            jwt,
+            ttl,
+            l1_capacity: number("AUTHZ_L1_CAPACITY", 100_000)?,
+            statement_timeout: millis("AUTHZ_STATEMENT_TIMEOUT_MS", 2_000)?,
+            request_timeout: millis("AUTHZ_REQUEST_TIMEOUT_MS", 5_000)?,
+            pool_max_size_overrides,
+            migrate_on_start: matches!(get("AUTHZ_MIGRATE_ON_START"), Some("1" | "true" | "yes")),
+        })
+    }
+}
+
+fn check_postgres_url(variable: &'static str, url: &str) -> Result<(), ConfigError> {
+    url.parse::<tokio_postgres::Config>()
+        .map(|_| ())
+        .map_err(|error| invalid(variable, format!("not a postgres url: {error}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn check_error(pairs: &[(&str, &str)], expected: &str) {
+        let error = Config::from_vars(&vars(pairs)).unwrap_err();
+        assert_eq!(error.to_string(), expected);
+    }
+
+    #[test]
+    fn defaults_and_fallbacks() {
+        let config = Config::from_vars(&vars(&[
+            ("DATABASE_URL", "postgres://postgres@127.0.0.1/db"),
+            ("REDIS_URL", "redis://127.0.0.1:6379/0"),
+            ("REDIS_SESSION_URL", "redis://127.0.0.1:6379/1"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            config.postgres_primary_url,
+            "postgres://postgres@127.0.0.1/db"
+        );
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.redis_urls.len(), 4);
+        assert_eq!(
+            config.redis_urls[&RedisTierName::Session],
+            "redis://127.0.0.1:6379/1"
+        );
+        assert_eq!(
+            config.redis_urls[&RedisTierName::User],
+            "redis://127.0.0.1:6379/0"
+        );
+        assert_eq!(config.ttl, TtlPolicy::default());
+        assert!(config.service_token.is_none());
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        check_error(
+            &[],
+            "invalid POSTGRES_PRIMARY_URL: required (or DATABASE_URL)",
+        );
+        check_error(
+            &[
+                ("DATABASE_URL", "postgres://x@127.0.0.1/db"),
+                ("AUTHZ_LISTEN", "nowhere"),
+            ],
+            "invalid AUTHZ_LISTEN: expected host:port, got \"nowhere\"",
+        );
+        check_error(
+            &[
+                ("DATABASE_URL", "postgres://x@127.0.0.1/db"),
+                ("REDIS_URL", "http://x"),
+            ],
+            "invalid REDIS_URL: not a redis url: \"http://x\"",
+        );
+        check_error(
+            &[
+                ("DATABASE_URL", "postgres://x@127.0.0.1/db"),
+                ("AUTHZ_GRANT_TTL_MS", "soon"),
+            ],
+            "invalid AUTHZ_GRANT_TTL_MS: expected a number, got \"soon\"",
+        );
+        check_error(
+            &[
+                ("DATABASE_URL", "postgres://x@127.0.0.1/db"),
+                ("AUTHZ_JWT_SECRET", "short"),
+            ],
+            "invalid AUTHZ_JWT_SECRET: must be at least 32 bytes",
+        );
+    }
+}

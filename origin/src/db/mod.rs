@@ -1,0 +1,204 @@
+//! Postgres: one pool per `connection_pool_config` row, routed by workload, the migrations,
+//! and the decision-facts query.
+//!
+//! Decisions use the authorization pools (the replica only when the answer proves it is fresh
+//! enough), analytics the read pools, metric and alert writes the write pool, refreshes the
+//! maintenance pool.
+
+pub mod facts;
+pub mod migrate;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::NoTls;
+
+use crate::config::{Config, POOL_NAMES};
+
+/// One `connection_pool_config` row.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PoolSettings {
+    /// `pool_name`.
+    pub name: String,
+    /// `max_size`.
+    pub max_size: usize,
+    /// `connect_timeout_ms`.
+    pub connect_timeout_ms: u64,
+    /// `statement_timeout_ms`.
+    pub statement_timeout_ms: u64,
+    /// `target`: `primary` or `replica`.
+    pub target: String,
+}
+
+impl PoolSettings {
+    fn fallback(name: &str, config: &Config) -> Self {
+        let (max_size, target) = match name {
+            "authorization_primary" => (16, "primary"),
+            "authorization_replica" => (16, "replica"),
+            "read_primary" => (4, "primary"),
+            "read_replica" => (4, "replica"),
+            "write_primary" => (4, "primary"),
+            _ => (2, "primary"),
+        };
+        Self {
+            name: name.to_owned(),
+            max_size,
+            connect_timeout_ms: 2_000,
+            statement_timeout_ms: u64::try_from(config.statement_timeout.as_millis())
+                .unwrap_or(2_000),
+            target: target.to_owned(),
+        }
+    }
+}
+
+/// A named pool and its settings.
+#[derive(Debug, Clone)]
+pub struct NamedPool {
+    /// Its settings.
+    pub settings: PoolSettings,
+    /// The pool.
+    pub pool: Pool,
+}
+
+/// Every pool of the origin.
+#[derive(Debug, Clone)]
+pub struct Pools {
+    pools: HashMap<String, NamedPool>,
+    has_replica: bool,
+}
+
+/// Which pool a piece of work goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workload {
+    /// A decision that may be answered by a replica if fresh enough.
+    AuthorizationReplica,
+    /// A decision on the primary.
+    AuthorizationPrimary,
+    /// Analytics and health reads.
+    Read,
+    /// Metric and alert writes.
+    Write,
+    /// Refreshes and other maintenance.
+    Maintenance,
+}
+
+impl Pools {
+    /// Reads `connection_pool_config` from the primary (defaults when the table is missing or
+    /// empty), applies the environment's overrides and builds the pools. Connections are made
+    /// lazily, so the origin starts even while Postgres is down.
+    pub async fn connect(config: &Config) -> anyhow::Result<Self> {
+        let rows = read_pool_config(&config.postgres_primary_url).await;
+        let mut pools = HashMap::new();
+        for name in POOL_NAMES {
+            let mut settings = rows
+                .iter()
+                .find(|row| row.name == name)
+                .cloned()
+                .unwrap_or_else(|| PoolSettings::fallback(name, config));
+            if let Some(size) = config.pool_max_size_overrides.get(name) {
+                settings.max_size = *size;
+            }
+            let url = match (&config.postgres_replica_url, settings.target.as_str()) {
+                (Some(replica), "replica") => replica,
+                _ => &config.postgres_primary_url,
+            };
+            let pool = build_pool(url, &settings, name)?;
+            pools.insert(name.to_owned(), NamedPool { settings, pool });
+        }
+        Ok(Self {
+            pools,
+            has_replica: config.postgres_replica_url.is_some(),
+        })
+    }
+
+    /// The pool for `workload`.
+    pub fn pool(&self, workload: Workload) -> &Pool {
+        let name = match workload {
+            Workload::AuthorizationReplica if self.has_replica => "authorization_replica",
+            Workload::AuthorizationReplica | Workload::AuthorizationPrimary => {
+                "authorization_primary"
+            }
+            Workload::Read if self.has_replica => "read_replica",
+            Workload::Read => "read_primary",
+            Workload::Write => "write_primary",
+            Workload::Maintenance => "maintenance",
+        };
+        // Every name of POOL_NAMES is inserted by `connect`.
+        &self.pools[name].pool
+    }
+
+    /// Whether a replica URL is configured.
+    pub const fn has_replica(&self) -> bool {
+        self.has_replica
+    }
+
+    /// Every pool, by name, sorted.
+    pub fn all(&self) -> Vec<&NamedPool> {
+        let mut all: Vec<_> = self.pools.values().collect();
+        all.sort_by(|a, b| a.settings.name.cmp(&b.settings.name));
+        all
+    }
+}
+
+fn build_pool(url: &str, settings: &PoolSettings, name: &str) -> anyhow::Result<Pool> {
+    let mut pg_config: tokio_postgres::Config = url.parse()?;
+    pg_config
+        .application_name(format!("authz-origin/{name}"))
+        .connect_timeout(Duration::from_millis(settings.connect_timeout_ms))
+        .options(format!(
+            "-c statement_timeout={}",
+            settings.statement_timeout_ms
+        ));
+    let manager = Manager::from_config(
+        pg_config,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    let pool = Pool::builder(manager)
+        .max_size(settings.max_size)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(Duration::from_millis(settings.connect_timeout_ms)))
+        .create_timeout(Some(Duration::from_millis(settings.connect_timeout_ms)))
+        .recycle_timeout(Some(Duration::from_millis(settings.connect_timeout_ms)))
+        .build()?;
+    Ok(pool)
+}
+
+async fn read_pool_config(url: &str) -> Vec<PoolSettings> {
+    let attempt = async {
+        let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
+        let driver = tokio::spawn(connection);
+        let rows = client
+            .query(
+                "SELECT pool_name, max_size::bigint, connect_timeout_ms::bigint, \
+                 statement_timeout_ms::bigint, target FROM connection_pool_config",
+                &[],
+            )
+            .await;
+        driver.abort();
+        rows
+    };
+    match tokio::time::timeout(Duration::from_secs(5), attempt).await {
+        Ok(Ok(rows)) => rows
+            .iter()
+            .map(|row| PoolSettings {
+                name: row.get(0),
+                max_size: usize::try_from(row.get::<_, i64>(1)).unwrap_or(4).max(1),
+                connect_timeout_ms: u64::try_from(row.get::<_, i64>(2)).unwrap_or(2_000),
+                statement_timeout_ms: u64::try_from(row.get::<_, i64>(3)).unwrap_or(2_000),
+                target: row.get(4),
+            })
+            .collect(),
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "connection_pool_config unreadable; using default pool sizes");
+            Vec::new()
+        }
+        Err(_) => {
+            tracing::warn!("connection_pool_config read timed out; using default pool sizes");
+            Vec::new()
+        }
+    }
+}

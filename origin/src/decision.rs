@@ -1,0 +1,401 @@
+//! The decider: answers questions from L1 (moka, in process), then Redis, then Postgres, and
+//! writes what it computed back to both caches.
+//!
+//! A cached entry is served only when the core says it is servable (logical expiry,
+//! `min_revision`) and the invalidation oracle says no change it depends on is newer. While
+//! the change listener is disconnected nothing is known about changes, so caches are bypassed
+//! and Postgres answers; if Postgres fails too, an entry still within its TTL may answer (the
+//! data cannot change while the database is down), else the answer is 503. Concurrent misses
+//! for one key coalesce into one Postgres query (moka's per-key compute).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use authz_core::cache::{CacheEntry, CacheKey, TtlPolicy, servable};
+use authz_core::wire::Source;
+use authz_core::{Question, Timestamp, decide};
+use moka::Expiry;
+use moka::future::Cache;
+use moka::ops::compute::{CompResult, Op};
+
+use crate::cache::RedisTier;
+use crate::db::facts::{self, FactsError};
+use crate::db::{Pools, Workload};
+use crate::error::AppError;
+use crate::invalidation::Invalidation;
+
+/// The current instant from the system clock, in the core's representation.
+pub fn now() -> Timestamp {
+    let micros = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_micros()).unwrap_or(i64::MAX)
+        });
+    Timestamp::from_micros(micros)
+}
+
+/// An L1 value: the entry and the tier it was first obtained from.
+#[derive(Debug)]
+pub struct Cached {
+    entry: Arc<CacheEntry>,
+    source: Source,
+}
+
+/// L1 entries leave moka at their logical expiry (freshness is still checked on every read).
+struct EntryExpiry;
+
+impl EntryExpiry {
+    fn remaining(value: &Cached) -> Option<Duration> {
+        Some(Duration::from_millis(value.entry.ttl_ms_at(now())))
+    }
+}
+
+impl Expiry<CacheKey, Arc<Cached>> for EntryExpiry {
+    fn expire_after_create(
+        &self,
+        _key: &CacheKey,
+        value: &Arc<Cached>,
+        _created_at: Instant,
+    ) -> Option<Duration> {
+        Self::remaining(value)
+    }
+
+    fn expire_after_update(
+        &self,
+        _key: &CacheKey,
+        value: &Arc<Cached>,
+        _updated_at: Instant,
+        _duration_until_expiry: Option<Duration>,
+    ) -> Option<Duration> {
+        Self::remaining(value)
+    }
+}
+
+/// One answer and the tier that gave it.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// The decision with its lifetime.
+    pub entry: Arc<CacheEntry>,
+    /// Who answered.
+    pub source: Source,
+}
+
+/// The decider shared by every request of one origin process.
+pub struct Decider {
+    pools: Pools,
+    l1: Cache<CacheKey, Arc<Cached>>,
+    l2: Option<Arc<RedisTier>>,
+    invalidation: Arc<Invalidation>,
+    ttl: TtlPolicy,
+}
+
+impl std::fmt::Debug for Decider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Decider")
+            .field("l1_entries", &self.l1.entry_count())
+            .field("l2", &self.l2)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Decider {
+    /// A decider over `pools`, with an L1 of `l1_capacity` decisions and an optional Redis tier.
+    pub fn new(
+        pools: Pools,
+        l1_capacity: u64,
+        l2: Option<Arc<RedisTier>>,
+        invalidation: Arc<Invalidation>,
+        ttl: TtlPolicy,
+    ) -> Self {
+        Self {
+            pools,
+            l1: Cache::builder()
+                .max_capacity(l1_capacity)
+                .expire_after(EntryExpiry)
+                .build(),
+            l2,
+            invalidation,
+            ttl,
+        }
+    }
+
+    /// Decisions held in L1 (approximate).
+    pub fn l1_entries(&self) -> u64 {
+        self.l1.entry_count()
+    }
+
+    /// The pools.
+    pub const fn pools(&self) -> &Pools {
+        &self.pools
+    }
+
+    /// The Redis decision tier, if configured.
+    pub fn l2(&self) -> Option<&Arc<RedisTier>> {
+        self.l2.as_ref()
+    }
+
+    /// Whether a cache may answer with `entry` now.
+    fn usable(&self, entry: &CacheEntry, now: Timestamp, min_revision: Option<u64>) -> bool {
+        servable(entry, now, min_revision) && self.invalidation.is_fresh(entry)
+    }
+
+    /// Answers one question.
+    pub async fn decide(
+        &self,
+        question: Question,
+        min_revision: Option<u64>,
+    ) -> Result<Answer, AppError> {
+        let key = CacheKey::new(&question);
+        let connected = self.invalidation.is_connected();
+        if connected
+            && let Some(cached) = self.l1.get(&key).await
+            && self.usable(&cached.entry, now(), min_revision)
+        {
+            return Ok(Answer {
+                entry: Arc::clone(&cached.entry),
+                source: Source::L1,
+            });
+        }
+        let l2_key = key.as_str().to_owned();
+        let outcome = self
+            .l1
+            .entry(key)
+            .and_try_compute_with(|existing| async move {
+                let now = now();
+                if connected {
+                    if let Some(existing) = &existing
+                        && self.usable(&existing.value().entry, now, min_revision)
+                    {
+                        return Ok(Op::Nop);
+                    }
+                    if let Some(entry) = self.l2_get(&l2_key, now, min_revision).await {
+                        return Ok(Op::Put(Arc::new(Cached {
+                            entry: Arc::new(entry),
+                            source: Source::L2,
+                        })));
+                    }
+                }
+                match self.compute(&[question], min_revision).await {
+                    Ok(mut entries) => {
+                        let entry = entries.pop().ok_or(FactsError::RowCount {
+                            expected: 1,
+                            got: 0,
+                        })?;
+                        self.l2_put(vec![(l2_key.clone(), Arc::clone(&entry))]);
+                        Ok(Op::Put(Arc::new(Cached {
+                            entry,
+                            source: Source::Db,
+                        })))
+                    }
+                    Err(error) => {
+                        // Postgres cannot answer: a cached entry may, within its TTL.
+                        let fallback = existing
+                            .map(|existing| Arc::clone(&existing.value().entry))
+                            .filter(|entry| self.usable(entry, now, min_revision));
+                        match fallback {
+                            Some(entry) => Ok(Op::Put(Arc::new(Cached {
+                                entry,
+                                source: Source::L1,
+                            }))),
+                            None => match self.l2_get(&l2_key, now, min_revision).await {
+                                Some(entry) => Ok(Op::Put(Arc::new(Cached {
+                                    entry: Arc::new(entry),
+                                    source: Source::L2,
+                                }))),
+                                None => Err(error),
+                            },
+                        }
+                    }
+                }
+            })
+            .await
+            .map_err(|error| AppError::Unavailable(error.to_string()))?;
+        match outcome {
+            CompResult::Inserted(entry) | CompResult::ReplacedWith(entry) => {
+                let cached = entry.into_value();
+                Ok(Answer {
+                    entry: Arc::clone(&cached.entry),
+                    source: cached.source,
+                })
+            }
+            CompResult::Unchanged(entry) => Ok(Answer {
+                entry: Arc::clone(&entry.into_value().entry),
+                source: Source::L1,
+            }),
+            CompResult::StillNone(_) | CompResult::Removed(_) => Err(AppError::Unavailable(
+                "the decision cache lost an entry it was computing".to_owned(),
+            )),
+        }
+    }
+
+    /// Answers questions in order: L1, then one Redis `MGET` for the misses, then one Postgres
+    /// statement for what is left.
+    pub async fn decide_batch(
+        &self,
+        questions: &[(Question, Option<u64>)],
+    ) -> Result<Vec<Answer>, AppError> {
+        let connected = self.invalidation.is_connected();
+        let keys: Vec<CacheKey> = questions.iter().map(|(q, _)| CacheKey::new(q)).collect();
+        let mut answers: Vec<Option<Answer>> = vec![None; questions.len()];
+        let now = now();
+        if connected {
+            for (index, key) in keys.iter().enumerate() {
+                if let Some(cached) = self.l1.get(key).await
+                    && self.usable(&cached.entry, now, questions[index].1)
+                {
+                    answers[index] = Some(Answer {
+                        entry: Arc::clone(&cached.entry),
+                        source: Source::L1,
+                    });
+                }
+            }
+            if let Some(l2) = &self.l2 {
+                let misses: Vec<usize> = (0..questions.len())
+                    .filter(|i| answers[*i].is_none())
+                    .collect();
+                let names: Vec<String> = misses
+                    .iter()
+                    .map(|i| keys[*i].as_str().to_owned())
+                    .collect();
+                for (index, value) in misses.into_iter().zip(l2.mget(&names).await) {
+                    if let Some(entry) = value.and_then(|text| CacheEntry::decode(&text).ok())
+                        && self.usable(&entry, now, questions[index].1)
+                    {
+                        let entry = Arc::new(entry);
+                        self.l1_put(&keys[index], &entry, Source::L2).await;
+                        answers[index] = Some(Answer {
+                            entry,
+                            source: Source::L2,
+                        });
+                    }
+                }
+            }
+        }
+        let misses: Vec<usize> = (0..questions.len())
+            .filter(|i| answers[*i].is_none())
+            .collect();
+        if !misses.is_empty() {
+            let asked: Vec<Question> = misses.iter().map(|i| questions[*i].0).collect();
+            let min_revision = misses.iter().filter_map(|i| questions[*i].1).max();
+            match self.compute(&asked, min_revision).await {
+                Ok(entries) => {
+                    let mut writes = Vec::with_capacity(entries.len());
+                    for (index, entry) in misses.into_iter().zip(entries) {
+                        self.l1_put(&keys[index], &entry, Source::Db).await;
+                        writes.push((keys[index].as_str().to_owned(), Arc::clone(&entry)));
+                        answers[index] = Some(Answer {
+                            entry,
+                            source: Source::Db,
+                        });
+                    }
+                    self.l2_put(writes);
+                }
+                Err(error) => {
+                    // Postgres cannot answer: L1 entries within their TTL may.
+                    for index in misses {
+                        match self.l1.get(&keys[index]).await {
+                            Some(cached) if self.usable(&cached.entry, now, questions[index].1) => {
+                                answers[index] = Some(Answer {
+                                    entry: Arc::clone(&cached.entry),
+                                    source: Source::L1,
+                                });
+                            }
+                            _ => return Err(AppError::Unavailable(error.to_string())),
+                        }
+                    }
+                }
+            }
+        }
+        answers
+            .into_iter()
+            .map(|answer| {
+                answer.ok_or_else(|| AppError::Unavailable("unanswered check".to_owned()))
+            })
+            .collect()
+    }
+
+    async fn l1_put(&self, key: &CacheKey, entry: &Arc<CacheEntry>, source: Source) {
+        self.l1
+            .insert(
+                key.clone(),
+                Arc::new(Cached {
+                    entry: Arc::clone(entry),
+                    source,
+                }),
+            )
+            .await;
+    }
+
+    async fn l2_get(
+        &self,
+        key: &str,
+        now: Timestamp,
+        min_revision: Option<u64>,
+    ) -> Option<CacheEntry> {
+        let text = self.l2.as_ref()?.get(key).await?;
+        CacheEntry::decode(&text)
+            .ok()
+            .filter(|entry| self.usable(entry, now, min_revision))
+    }
+
+    /// Writes entries to Redis in the background: the answer never waits on it.
+    fn l2_put(&self, entries: Vec<(String, Arc<CacheEntry>)>) {
+        let Some(l2) = self.l2.clone() else {
+            return;
+        };
+        let now = now();
+        let items: Vec<_> = entries
+            .into_iter()
+            .map(|(key, entry)| (key, entry.encode(), entry.ttl_ms_at(now)))
+            .collect();
+        tokio::spawn(async move { l2.set_many(items).await });
+    }
+
+    /// Reads the facts from Postgres and decides. A replica answers only when its revision
+    /// satisfies `min_revision` and no change known to this process is newer than its answer;
+    /// otherwise the primary does.
+    async fn compute(
+        &self,
+        questions: &[Question],
+        min_revision: Option<u64>,
+    ) -> Result<Vec<Arc<CacheEntry>>, FactsError> {
+        if self.pools.has_replica() {
+            let facts =
+                facts::load(self.pools.pool(Workload::AuthorizationReplica), questions).await;
+            if let Ok(facts) = facts {
+                let entries = self.entries(questions, facts);
+                let fresh = entries.iter().all(|entry| {
+                    min_revision.is_none_or(|min| entry.decision.revision >= min)
+                        && self.invalidation.is_fresh(entry)
+                });
+                if fresh {
+                    return Ok(entries);
+                }
+                metrics::counter!("authz_replica_stale_total").increment(1);
+            }
+        }
+        let facts = facts::load(self.pools.pool(Workload::AuthorizationPrimary), questions).await?;
+        Ok(self.entries(questions, facts))
+    }
+
+    fn entries(
+        &self,
+        questions: &[Question],
+        facts: Vec<authz_core::Facts>,
+    ) -> Vec<Arc<CacheEntry>> {
+        let now = now();
+        questions
+            .iter()
+            .zip(facts)
+            .map(|(question, facts)| {
+                let decision = decide(question, &facts, now);
+                Arc::new(CacheEntry::new(
+                    decision,
+                    now,
+                    &self.ttl,
+                    facts.dependencies(question),
+                ))
+            })
+            .collect()
+    }
+}

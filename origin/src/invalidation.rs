@@ -1,0 +1,301 @@
+//! Cache invalidation: which cached decisions are still fresh.
+//!
+//! Postgres announces every change to a decision table on the channel `authz_changes` with the
+//! revision it produced and the ids it touched (migrations/README.md). Revisions are
+//! commit-ordered there (writers serialize on the `authz_revision` row), and `NOTIFY` is
+//! delivered at commit in commit order, so a change with revision `r` is newer than a decision
+//! computed at revision `e` exactly when `r > e`. This module keeps, per id, the newest revision
+//! that touched it, and a floor below which everything is stale (after a gap in the listener,
+//! after an `all` notice, or when the map is trimmed). An entry is fresh when its revision is at
+//! or above the floor and none of its dependencies changed after it. Each change costs O(ids in
+//! the notice); nothing scans keys, and every origin process listens itself, so several
+//! processes sharing Redis all judge shared entries by the same notices.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use authz_core::CacheEntry;
+use futures_util::StreamExt;
+use serde::Deserialize;
+use tokio_postgres::AsyncMessage;
+use uuid::Uuid;
+
+/// The channel the revision triggers notify.
+pub const CHANNEL: &str = "authz_changes";
+
+/// Ids remembered before the map is folded into the floor.
+const MAX_TRACKED_IDS: usize = 200_000;
+
+/// A change notice as sent by the triggers.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Notice {
+    /// The revision the change produced.
+    pub r: u64,
+    /// The ids it touched.
+    #[serde(default)]
+    pub ids: Vec<Uuid>,
+    /// Whether everything must be treated as changed.
+    #[serde(default)]
+    pub all: bool,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    floor: u64,
+    changed: HashMap<Uuid, u64>,
+}
+
+/// The freshness oracle shared by every cache tier of one origin process.
+#[derive(Debug)]
+pub struct Invalidation {
+    state: RwLock<State>,
+    connected: AtomicBool,
+    newest_revision: AtomicU64,
+    notices: AtomicU64,
+    reconnects: AtomicU64,
+}
+
+impl Default for Invalidation {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Invalidation {
+    /// A disconnected oracle: until the listener connects, caches are bypassed while Postgres
+    /// answers.
+    pub fn new() -> Self {
+        Self {
+            state: RwLock::new(State::default()),
+            connected: AtomicBool::new(false),
+            newest_revision: AtomicU64::new(0),
+            notices: AtomicU64::new(0),
+            reconnects: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether the listener is connected, so that every committed change reaches this process.
+    pub fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::Acquire)
+    }
+
+    /// The newest revision seen (from a notice or at connect).
+    pub fn newest_revision(&self) -> u64 {
+        self.newest_revision.load(Ordering::Acquire)
+    }
+
+    /// Notices applied since start.
+    pub fn notices(&self) -> u64 {
+        self.notices.load(Ordering::Relaxed)
+    }
+
+    /// Listener (re)connections since start.
+    pub fn reconnects(&self) -> u64 {
+        self.reconnects.load(Ordering::Relaxed)
+    }
+
+    /// Whether no known change is newer than `entry` for anything it depends on.
+    pub fn is_fresh(&self, entry: &CacheEntry) -> bool {
+        let revision = entry.decision.revision;
+        let Ok(state) = self.state.read() else {
+            return false;
+        };
+        revision >= state.floor
+            && entry.dependencies.iter().all(|id| {
+                state
+                    .changed
+                    .get(id)
+                    .is_none_or(|changed| *changed <= revision)
+            })
+    }
+
+    /// Applies one notice.
+    pub fn apply(&self, notice: &Notice) {
+        self.newest_revision.fetch_max(notice.r, Ordering::AcqRel);
+        self.notices.fetch_add(1, Ordering::Relaxed);
+        let Ok(mut state) = self.state.write() else {
+            return;
+        };
+        if notice.all {
+            state.floor = state.floor.max(notice.r);
+            state.changed.retain(|_, changed| *changed > notice.r);
+            return;
+        }
+        for id in &notice.ids {
+            let changed = state.changed.entry(*id).or_insert(0);
+            *changed = (*changed).max(notice.r);
+        }
+        if state.changed.len() > MAX_TRACKED_IDS {
+            // Forgetting which ids changed is safe only by declaring everything older stale.
+            let newest = state.changed.values().copied().max().unwrap_or(0);
+            state.floor = state.floor.max(newest);
+            state.changed.clear();
+        }
+    }
+
+    /// The listener is connected and the revision was `revision` right after `LISTEN`: every
+    /// entry computed before is stale unless computed at that revision (no change since).
+    pub fn connected_at(&self, revision: u64) {
+        self.newest_revision.fetch_max(revision, Ordering::AcqRel);
+        if let Ok(mut state) = self.state.write() {
+            state.floor = state.floor.max(revision);
+            state.changed.retain(|_, changed| *changed > revision);
+        }
+        self.reconnects.fetch_add(1, Ordering::Relaxed);
+        self.connected.store(true, Ordering::Release);
+    }
+
+    /// The listener lost its connection: until it is back, nothing tells us about changes.
+    pub fn disconnected(&self) {
+        self.connected.store(false, Ordering::Release);
+    }
+}
+
+/// Listens on [`CHANNEL`] for as long as the process runs, reconnecting with exponential
+/// backoff (50 ms to 2 s) after any failure.
+pub async fn listen_forever(database_url: String, invalidation: Arc<Invalidation>) {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let started = Instant::now();
+        match listen_once(&database_url, &invalidation).await {
+            Ok(()) => tracing::warn!("invalidation listener connection closed"),
+            Err(error) => tracing::warn!(%error, "invalidation listener failed"),
+        }
+        invalidation.disconnected();
+        metrics::counter!("authz_listener_disconnects_total").increment(1);
+        if started.elapsed() > Duration::from_secs(10) {
+            backoff = Duration::from_millis(50);
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+}
+
+async fn listen_once(
+    database_url: &str,
+    invalidation: &Invalidation,
+) -> Result<(), tokio_postgres::Error> {
+    let (client, mut connection) =
+        tokio_postgres::connect(database_url, tokio_postgres::NoTls).await?;
+    let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel();
+    let pump = tokio::spawn(async move {
+        let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(message) = messages.next().await {
+            match message {
+                Ok(AsyncMessage::Notification(notification)) => {
+                    if sender.send(Ok(notification.payload().to_owned())).is_err() {
+                        break;
+                    }
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    let _ = sender.send(Err(error));
+                    break;
+                }
+            }
+        }
+    });
+    let result = async {
+        client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
+        let row = client
+            .query_one("SELECT authz_current_revision()", &[])
+            .await?;
+        let revision: i64 = row.get(0);
+        invalidation.connected_at(u64::try_from(revision).unwrap_or(0));
+        tracing::info!(revision, "invalidation listener connected");
+        while let Some(message) = receiver.recv().await {
+            let payload = message?;
+            match serde_json::from_str::<Notice>(&payload) {
+                Ok(notice) => invalidation.apply(&notice),
+                Err(error) => {
+                    // An unreadable notice could be a change we cannot attribute: fail closed.
+                    tracing::error!(%error, %payload, "unreadable change notice; flushing");
+                    let newest = invalidation.newest_revision();
+                    invalidation.apply(&Notice {
+                        r: newest,
+                        ids: Vec::new(),
+                        all: true,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+    .await;
+    pump.abort();
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use authz_core::cache::TtlPolicy;
+    use authz_core::{Decision, DenyReason, Timestamp};
+
+    fn entry(revision: u64, dependencies: &[u128]) -> CacheEntry {
+        CacheEntry::new(
+            Decision::deny(DenyReason::NoRelationship, revision, None),
+            Timestamp(0),
+            &TtlPolicy::default(),
+            dependencies.iter().map(|id| Uuid::from_u128(*id)).collect(),
+        )
+    }
+
+    fn notice(r: u64, ids: &[u128]) -> Notice {
+        Notice {
+            r,
+            ids: ids.iter().map(|id| Uuid::from_u128(*id)).collect(),
+            all: false,
+        }
+    }
+
+    #[test]
+    fn a_change_invalidates_only_older_entries_that_depend_on_it() {
+        let invalidation = Invalidation::new();
+        invalidation.connected_at(5);
+        assert!(
+            !invalidation.is_fresh(&entry(4, &[1])),
+            "older than the floor"
+        );
+        assert!(invalidation.is_fresh(&entry(5, &[1, 2])));
+        invalidation.apply(&notice(6, &[2]));
+        assert!(!invalidation.is_fresh(&entry(5, &[1, 2])));
+        assert!(invalidation.is_fresh(&entry(5, &[1, 3])));
+        assert!(invalidation.is_fresh(&entry(6, &[2])));
+        // Notices may name a revision lower than one already seen for the same id only if
+        // commit order broke; the newest one is kept either way.
+        invalidation.apply(&notice(3, &[2]));
+        assert!(!invalidation.is_fresh(&entry(5, &[2])));
+    }
+
+    #[test]
+    fn all_and_reconnects_raise_the_floor() {
+        let invalidation = Invalidation::new();
+        invalidation.connected_at(1);
+        invalidation.apply(&Notice {
+            r: 9,
+            ids: vec![],
+            all: true,
+        });
+        assert!(!invalidation.is_fresh(&entry(8, &[])));
+        assert!(invalidation.is_fresh(&entry(9, &[])));
+        invalidation.disconnected();
+        assert!(!invalidation.is_connected());
+        invalidation.connected_at(12);
+        assert!(!invalidation.is_fresh(&entry(11, &[])));
+        assert!(invalidation.is_connected());
+    }
+
+    #[test]
+    fn notices_parse() {
+        let parsed: Notice =
+            serde_json::from_str(r#"{"r":42,"ids":["a0000000-0000-4000-8000-000000000001"]}"#)
+                .unwrap();
+        assert_eq!(parsed.r, 42);
+        assert_eq!(parsed.ids.len(), 1);
+        let parsed: Notice = serde_json::from_str(r#"{"r":43,"all":true}"#).unwrap();
+        assert!(parsed.all);
+    }
+}

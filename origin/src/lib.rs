@@ -1,0 +1,18 @@
+//! The origin service: the source of every decision the edge caches.
+//!
+//! It owns the Postgres pools, the Redis tiers, the in-process cache, invalidation from the
+//! database's change notices, and the HTTP API of API.md. It only translates I/O: every rule and
+//! format lives in `authz-core`. The binary (`main.rs`) is the CLI over this library, which the
+//! integration tests also drive in-process.
+
+pub mod auth;
+pub mod cache;
+pub mod config;
+pub mod db;
+pub mod decision;
+pub mod error;
+pub mod invalidation;
+pub mod routes;
+pub mod seed;
+pub mod server;
+pub mod state;

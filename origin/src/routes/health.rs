@@ -1,0 +1,85 @@
+//! `GET /api/v1/health`: `ok`, `degraded` (a Redis tier unreachable or its breaker open, or
+//! the change listener disconnected) or `down` (Postgres unreachable, 503).
+
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+
+use crate::db::Workload;
+use crate::state::AppState;
+
+/// Probes Postgres with the revision query; its round trip in milliseconds.
+pub async fn postgres_round_trip(state: &AppState) -> Result<f64, String> {
+    let started = Instant::now();
+    let probe = async {
+        let client = state
+            .decider
+            .pools()
+            .pool(Workload::Read)
+            .get()
+            .await
+            .map_err(|error| error.to_string())?;
+        client
+            .query_one("SELECT authz_current_revision()", &[])
+            .await
+            .map_err(|error| error.to_string())
+    };
+    match tokio::time::timeout(Duration::from_secs(2), probe).await {
+        Ok(Ok(_)) => Ok(started.elapsed().as_secs_f64() * 1_000.0),
+        Ok(Err(error)) => Err(error),
+        Err(_) => Err("timed out".to_owned()),
+    }
+}
+
+/// The health document and its status code.
+pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    let postgres = postgres_round_trip(&state).await;
+    let mut redis = serde_json::Map::new();
+    let mut redis_ok = true;
+    for (name, tier) in state.redis_tiers.iter() {
+        let ping = tier.ping().await;
+        redis_ok &= ping.is_some();
+        redis.insert(
+            name.as_str().to_owned(),
+            json!({
+                "reachable": ping.is_some(),
+                "latency_ms": ping.map(|d| d.as_secs_f64() * 1_000.0),
+                "breaker": tier.breaker_state().as_str(),
+            }),
+        );
+    }
+    let listener_connected = state.invalidation.is_connected();
+    let status = match (&postgres, redis_ok && listener_connected) {
+        (Err(_), _) => "down",
+        (Ok(_), false) => "degraded",
+        (Ok(_), true) => "ok",
+    };
+    let code = if status == "down" {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    let body = json!({
+        "status": status,
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_seconds": state.started_at.elapsed().as_secs(),
+        "postgres": {
+            "reachable": postgres.is_ok(),
+            "latency_ms": postgres.as_ref().ok(),
+        },
+        "redis": {
+            "enabled": !state.redis_tiers.is_empty(),
+            "tiers": redis,
+        },
+        "invalidation": {
+            "listener_connected": listener_connected,
+            "revision": state.invalidation.newest_revision(),
+            "notices": state.invalidation.notices(),
+        },
+        "l1_entries": state.decider.l1_entries(),
+    });
+    (code, Json(body))
+}

@@ -1,0 +1,96 @@
+//! The state shared by every request: configuration, the decider, the Redis tiers, the
+//! invalidation oracle and the metrics handle. Built once at start.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+use crate::cache::{Breaker, RedisTier};
+use crate::config::{Config, RedisTierName};
+use crate::db::Pools;
+use crate::decision::Decider;
+use crate::invalidation::Invalidation;
+
+/// Shared, cheaply cloned application state.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The configuration.
+    pub config: Arc<Config>,
+    /// The decider.
+    pub decider: Arc<Decider>,
+    /// Every configured Redis tier.
+    pub redis_tiers: Arc<BTreeMap<RedisTierName, Arc<RedisTier>>>,
+    /// The invalidation oracle.
+    pub invalidation: Arc<Invalidation>,
+    /// Renders `/metrics`.
+    pub metrics: PrometheusHandle,
+    /// When the process started.
+    pub started_at: Instant,
+}
+
+/// The process-wide Prometheus recorder (installed once, even when tests build several states).
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let buckets = [
+                0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05,
+                0.1, 0.25, 0.5, 1.0, 2.5,
+            ];
+            let recorder = PrometheusBuilder::new()
+                .set_buckets(&buckets)
+                .map(PrometheusBuilder::build_recorder)
+                .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
+            let handle = recorder.handle();
+            // A recorder may already be installed by an embedding process; keep ours readable.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+impl AppState {
+    /// Builds the state: pools (lazy connections), Redis tiers (lazy), the decider. Does not
+    /// start the listener; see [`AppState::spawn_background`].
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let pools = Pools::connect(&config).await?;
+        let mut redis_tiers = BTreeMap::new();
+        for (name, url) in &config.redis_urls {
+            let breaker = Breaker::new(config.breaker_failures, config.breaker_probe);
+            let tier = RedisTier::new(
+                *name,
+                url,
+                &config.redis_prefix,
+                config.redis_timeout,
+                breaker,
+            )?;
+            redis_tiers.insert(*name, tier);
+        }
+        let invalidation = Arc::new(Invalidation::new());
+        let decider = Decider::new(
+            pools,
+            config.l1_capacity,
+            redis_tiers.get(&RedisTierName::Authorization).cloned(),
+            Arc::clone(&invalidation),
+            config.ttl,
+        );
+        Ok(Self {
+            config: Arc::new(config),
+            decider: Arc::new(decider),
+            redis_tiers: Arc::new(redis_tiers),
+            invalidation,
+            metrics: metrics_handle(),
+            started_at: Instant::now(),
+        })
+    }
+
+    /// Starts the background work: the invalidation listener.
+    pub fn spawn_background(&self) -> Vec<tokio::task::JoinHandle<()>> {
+        vec![tokio::spawn(crate::invalidation::listen_forever(
+            self.config.postgres_primary_url.clone(),
+            Arc::clone(&self.invalidation),
+        ))]
+    }
+}

@@ -1,0 +1,258 @@
+//! API.md's error table and authentication, over HTTP against a real origin.
+
+use serde_json::json;
+
+use crate::support::{self, ADMIN_TOKEN, SERVICE_TOKEN, TestDb, TestOrigin};
+
+const USER: &str = "a0000000-0000-4000-8000-000000000001";
+const GENERATION: &str = "d0000000-0000-4000-8000-000000000001";
+
+fn check_error(
+    status: u16,
+    body: &serde_json::Value,
+    expected_status: u16,
+    code: &str,
+    field: Option<&str>,
+) {
+    assert_eq!(status, expected_status, "{body}");
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    match field {
+        Some(field) => assert_eq!(body["error"]["field"], field, "{body}"),
+        None => assert!(body["error"].get("field").is_none(), "{body}"),
+    }
+}
+
+fn question(
+    user_id: &str,
+    resource_type: &str,
+    resource_id: &str,
+    operation: &str,
+) -> serde_json::Value {
+    json!({"user_id": user_id, "resource_type": resource_type, "resource_id": resource_id, "operation": operation})
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_400_naming_the_field() {
+    let db = TestDb::new().await;
+    let origin = TestOrigin::start(support::origin_vars(&db, None)).await;
+    let cases = [
+        (
+            question("not-a-uuid", "generation", GENERATION, "read"),
+            "invalid_uuid",
+            Some("user_id"),
+        ),
+        (
+            question(
+                "00000000-0000-0000-0000-000000000000",
+                "generation",
+                GENERATION,
+                "read",
+            ),
+            "invalid_uuid",
+            Some("user_id"),
+        ),
+        (
+            question(USER, "file", GENERATION, "read"),
+            "invalid_resource_type",
+            Some("resource_type"),
+        ),
+        (
+            question(
+                USER,
+                "generation",
+                "{d0000000-0000-4000-8000-000000000001}",
+                "read",
+            ),
+            "invalid_uuid",
+            Some("resource_id"),
+        ),
+        (
+            question(
+                USER,
+                "generation",
+                "ffffffff-ffff-ffff-ffff-ffffffffffff",
+                "read",
+            ),
+            "invalid_uuid",
+            Some("resource_id"),
+        ),
+        (
+            question(USER, "generation", GENERATION, "READ"),
+            "invalid_operation",
+            Some("operation"),
+        ),
+        (
+            question(USER, "generation", GENERATION, "publish"),
+            "invalid_operation",
+            Some("operation"),
+        ),
+        (
+            json!({"user_id": USER, "resource_id": GENERATION, "operation": "read"}),
+            "invalid_request",
+            Some("resource_type"),
+        ),
+        (
+            json!({"user_id": USER, "resource_type": "generation", "resource_id": 42, "operation": "read"}),
+            "invalid_request",
+            Some("resource_id"),
+        ),
+        (
+            json!({"user_id": USER, "resource_type": "generation", "resource_id": GENERATION, "operation": "read", "min_revision": -1}),
+            "invalid_request",
+            Some("min_revision"),
+        ),
+        (
+            json!({"user_id": USER, "resource_type": "generation", "resource_id": GENERATION, "operation": "read", "extra": 1}),
+            "invalid_request",
+            Some("extra"),
+        ),
+        (json!([1, 2]), "invalid_request", None),
+    ];
+    for (body, code, field) in cases {
+        let (status, answer) = origin.authorize(body.clone()).await;
+        check_error(status, &answer, 400, code, field);
+    }
+    // Malformed JSON.
+    let response = support::http_client()
+        .post(format!("{}/v1/authorize", origin.base))
+        .bearer_auth(SERVICE_TOKEN)
+        .body("{\"user_id\":")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status().as_u16(), 400);
+    let answer: serde_json::Value = response.json().await.expect("json");
+    check_error(400, &answer, 400, "invalid_request", None);
+    // A batch names the check at fault.
+    let (status, answer) = origin
+        .post(
+            "/v1/authorize/batch",
+            Some(SERVICE_TOKEN),
+            json!({"checks": [question(USER, "generation", GENERATION, "read"), question(USER, "generation", GENERATION, "fly")]}),
+        )
+        .await;
+    check_error(
+        status,
+        &answer,
+        400,
+        "invalid_operation",
+        Some("checks[1].operation"),
+    );
+    origin.stop().await;
+}
+
+#[tokio::test]
+async fn credentials_are_checked() {
+    let db = TestDb::new().await;
+    let origin = TestOrigin::start(support::origin_vars(&db, None)).await;
+    let body = question(USER, "generation", GENERATION, "read");
+    let (status, answer) = origin.post("/v1/authorize", None, body.clone()).await;
+    check_error(status, &answer, 401, "unauthenticated", None);
+    let (status, answer) = origin
+        .post("/v1/authorize", Some("wrong-token"), body.clone())
+        .await;
+    check_error(status, &answer, 401, "unauthenticated", None);
+    // The admin token is not a service token.
+    let (status, answer) = origin
+        .post("/v1/authorize", Some(ADMIN_TOKEN), body.clone())
+        .await;
+    check_error(status, &answer, 401, "unauthenticated", None);
+
+    // An end-user JWT: the principal is its subject; asking for someone else is forbidden.
+    let key = authz_core::jwt::JwtKey::new(support::JWT_SECRET.as_bytes()).expect("key");
+    let exp = authz_origin::decision::now().as_seconds() + 600;
+    let token = authz_core::jwt::sign_hs256(&json!({"sub": USER, "exp": exp}).to_string(), &key);
+    let (status, answer) = origin
+        .post(
+            "/v1/authorize",
+            Some(&token),
+            json!({"resource_type": "generation", "resource_id": GENERATION, "operation": "read"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["reason"], "user_not_found");
+    let other = question(
+        "a0000000-0000-4000-8000-000000000002",
+        "generation",
+        GENERATION,
+        "read",
+    );
+    let (status, answer) = origin.post("/v1/authorize", Some(&token), other).await;
+    check_error(status, &answer, 403, "forbidden", None);
+    let expired =
+        authz_core::jwt::sign_hs256(&json!({"sub": USER, "exp": exp - 3_600}).to_string(), &key);
+    let (status, answer) = origin
+        .post("/v1/authorize", Some(&expired), body.clone())
+        .await;
+    check_error(status, &answer, 401, "unauthenticated", None);
+    let wrong_key = authz_core::jwt::JwtKey::new(b"another-secret-another-secret-xx").expect("key");
+    let forged =
+        authz_core::jwt::sign_hs256(&json!({"sub": USER, "exp": exp}).to_string(), &wrong_key);
+    let (status, answer) = origin.post("/v1/authorize", Some(&forged), body).await;
+    check_error(status, &answer, 401, "unauthenticated", None);
+    origin.stop().await;
+}
+
+#[tokio::test]
+async fn oversized_bodies_and_batches_get_a_413() {
+    let db = TestDb::new().await;
+    let origin = TestOrigin::start(support::origin_vars(&db, None)).await;
+    let padding = "x".repeat(70 * 1024);
+    let (status, answer) = origin
+        .authorize(json!({"user_id": USER, "resource_type": "generation", "resource_id": GENERATION, "operation": "read", "pad": padding}))
+        .await;
+    check_error(status, &answer, 413, "payload_too_large", None);
+    let checks: Vec<_> = (0..101)
+        .map(|_| question(USER, "generation", GENERATION, "read"))
+        .collect();
+    let (status, answer) = origin
+        .post(
+            "/v1/authorize/batch",
+            Some(SERVICE_TOKEN),
+            json!({ "checks": checks }),
+        )
+        .await;
+    check_error(status, &answer, 413, "payload_too_large", None);
+    let checks: Vec<_> = (0..100)
+        .map(|_| question(USER, "generation", GENERATION, "read"))
+        .collect();
+    let (status, answer) = origin
+        .post(
+            "/v1/authorize/batch",
+            Some(SERVICE_TOKEN),
+            json!({ "checks": checks }),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["results"].as_array().map(Vec::len), Some(100));
+    origin.stop().await;
+}
+
+#[tokio::test]
+async fn a_deny_is_a_200_and_unknown_routes_a_json_404() {
+    let db = TestDb::new().await;
+    let origin = TestOrigin::start(support::origin_vars(&db, None)).await;
+    let (status, answer) = origin
+        .authorize(question(USER, "team", GENERATION, "admin"))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(answer["granted"], false);
+    assert_eq!(answer["reason"], "user_not_found");
+    assert!(answer["access_method"].is_null() && answer["effective_role"].is_null());
+    assert!(answer["revision"].as_u64().is_some());
+    let (status, answer) = origin.get("/v1/nothing", None).await;
+    check_error(status, &answer, 404, "not_found", None);
+    let (status, answer) = origin.get("/api/v1/health", None).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        answer["status"], "ok",
+        "no redis configured and the listener is up: {answer}"
+    );
+    origin.stop().await;
+}

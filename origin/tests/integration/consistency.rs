@@ -1,0 +1,220 @@
+//! Consistency against real Postgres and Redis: revocation through the change notices,
+//! `min_revision` (the zookie protocol), share expiry, and two origins sharing Redis.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::support::{self, TestDb, TestOrigin, TestRedis};
+
+const OWNER: &str = "a0000000-0000-4000-8000-000000000001";
+const READER: &str = "a0000000-0000-4000-8000-000000000002";
+const GENERATION: &str = "d0000000-0000-4000-8000-000000000001";
+
+/// A generation owned by OWNER with READER holding a share of `level` expiring at `expires_at`.
+async fn shared_generation(
+    client: &tokio_postgres::Client,
+    expires_at: Option<std::time::SystemTime>,
+) {
+    client
+        .batch_execute(&format!(
+            "INSERT INTO users (id, email) VALUES ('{OWNER}', 'owner@example.test'), ('{READER}', 'reader@example.test');
+             INSERT INTO generations (id, user_id, status) VALUES ('{GENERATION}', '{OWNER}', 'completed');"
+        ))
+        .await
+        .expect("insert");
+    client
+        .execute(
+            "INSERT INTO generation_shares (generation_id, shared_with_user_id, permission_level, expires_at) \
+             VALUES ($1::text::uuid, $2::text::uuid, 'download', $3)",
+            &[&GENERATION, &READER, &expires_at],
+        )
+        .await
+        .expect("share");
+}
+
+fn read_question() -> Value {
+    json!({"user_id": READER, "resource_type": "generation", "resource_id": GENERATION, "operation": "download"})
+}
+
+fn with_min_revision(mut body: Value, revision: i64) -> Value {
+    body["min_revision"] = json!(revision);
+    body
+}
+
+#[tokio::test]
+async fn a_revocation_is_seen_by_the_first_request_after_its_notice() {
+    let db = TestDb::new().await;
+    let redis = TestRedis::new();
+    let client = db.client().await;
+    shared_generation(&client, None).await;
+    let origin = TestOrigin::start(support::origin_vars(&db, Some(&redis))).await;
+    origin
+        .wait_revision(support::current_revision(&client).await)
+        .await;
+
+    let (_, first) = origin.authorize(read_question()).await;
+    assert_eq!(
+        (first["granted"].as_bool(), first["source"].as_str()),
+        (Some(true), Some("db")),
+        "{first}"
+    );
+    let (_, second) = origin.authorize(read_question()).await;
+    assert_eq!(
+        (second["granted"].as_bool(), second["source"].as_str()),
+        (Some(true), Some("l1")),
+        "{second}"
+    );
+    // Cached in Redis too (written in the background).
+    for _ in 0..100 {
+        if !redis.keys().await.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(redis.keys().await.len(), 1);
+
+    // Revoke from another connection with plain SQL.
+    let writer = db.client().await;
+    writer
+        .execute("UPDATE generation_shares SET is_active = false", &[])
+        .await
+        .expect("revoke");
+    let revision = support::current_revision(&writer).await;
+    origin.wait_revision(revision).await;
+    let (_, after) = origin.authorize(read_question()).await;
+    assert_eq!(after["granted"], false, "{after}");
+    assert_eq!(after["reason"], "no_relationship", "{after}");
+    assert!(after["revision"].as_i64() >= Some(revision), "{after}");
+    origin.stop().await;
+}
+
+#[tokio::test]
+async fn min_revision_never_gets_the_stale_answer_even_with_redis_holding_it() {
+    let db = TestDb::new().await;
+    let redis = TestRedis::new();
+    let client = db.client().await;
+    shared_generation(&client, None).await;
+    let vars = support::origin_vars(&db, Some(&redis));
+    // A first origin computes the grant and leaves it in Redis.
+    let warm = TestOrigin::start(vars.clone()).await;
+    let (_, first) = warm.authorize(read_question()).await;
+    assert_eq!(first["granted"], true, "{first}");
+    for _ in 0..100 {
+        if !redis.keys().await.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    warm.stop().await;
+
+    // A second origin that never hears change notices (its listener is not started) but is
+    // told it is connected: caches are trusted, so only min_revision can protect the caller.
+    let deaf = TestOrigin::start_without_waiting(vars).await;
+    deaf.state.invalidation.disconnected();
+    let base_revision = support::current_revision(&client).await;
+    deaf.state
+        .invalidation
+        .connected_at(u64::try_from(base_revision).expect("revision"));
+    let (_, cached) = deaf.authorize(read_question()).await;
+    assert_eq!(
+        (cached["granted"].as_bool(), cached["source"].as_str()),
+        (Some(true), Some("l2")),
+        "{cached}"
+    );
+
+    client
+        .execute("DELETE FROM generation_shares", &[])
+        .await
+        .expect("revoke");
+    let revision = support::current_revision(&client).await;
+    assert!(revision > base_revision);
+    for _ in 0..3 {
+        let (_, fresh) = deaf
+            .authorize(with_min_revision(read_question(), revision))
+            .await;
+        assert_eq!(fresh["granted"], false, "{fresh}");
+        assert!(fresh["revision"].as_i64() >= Some(revision), "{fresh}");
+    }
+    // Without min_revision the deaf origin still serves its (now stale) cache: that is exactly
+    // the window min_revision closes. (A listening origin closes it on the notice.)
+    let (_, stale) = deaf.authorize(read_question()).await;
+    assert_eq!(stale["source"], "l1", "{stale}");
+    deaf.stop().await;
+}
+
+#[tokio::test]
+async fn a_share_grant_cached_before_its_expiry_is_denied_after_it() {
+    let db = TestDb::new().await;
+    let redis = TestRedis::new();
+    let client = db.client().await;
+    let expires_at = std::time::SystemTime::now() + Duration::from_millis(1_500);
+    shared_generation(&client, Some(expires_at)).await;
+    let origin = TestOrigin::start(support::origin_vars(&db, Some(&redis))).await;
+    origin
+        .wait_revision(support::current_revision(&client).await)
+        .await;
+    let (_, before) = origin.authorize(read_question()).await;
+    assert_eq!(before["granted"], true, "{before}");
+    assert!(before["valid_until"].is_string(), "{before}");
+    assert!(before["ttl_ms"].as_u64() <= Some(1_500), "{before}");
+    let (_, cached) = origin.authorize(read_question()).await;
+    assert_eq!(
+        (cached["granted"].as_bool(), cached["source"].as_str()),
+        (Some(true), Some("l1"))
+    );
+    let wait = expires_at
+        .duration_since(std::time::SystemTime::now())
+        .unwrap_or_default();
+    tokio::time::sleep(wait + Duration::from_millis(20)).await;
+    let (_, after) = origin.authorize(read_question()).await;
+    assert_eq!(after["granted"], false, "{after}");
+    assert_eq!(after["reason"], "share_expired", "{after}");
+    origin.stop().await;
+}
+
+#[tokio::test]
+async fn two_origins_sharing_redis_respect_each_others_changes() {
+    let db = TestDb::new().await;
+    let redis = TestRedis::new();
+    let client = db.client().await;
+    shared_generation(&client, None).await;
+    let vars = support::origin_vars(&db, Some(&redis));
+    let first = TestOrigin::start(vars.clone()).await;
+    let second = TestOrigin::start(vars).await;
+    let revision = support::current_revision(&client).await;
+    first.wait_revision(revision).await;
+    second.wait_revision(revision).await;
+
+    let (_, computed) = first.authorize(read_question()).await;
+    assert_eq!(computed["source"], "db");
+    for _ in 0..100 {
+        if !redis.keys().await.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (_, shared) = second.authorize(read_question()).await;
+    assert_eq!(
+        (shared["granted"].as_bool(), shared["source"].as_str()),
+        (Some(true), Some("l2")),
+        "{shared}"
+    );
+
+    client
+        .execute(
+            "UPDATE users SET is_active = false WHERE id = $1::text::uuid",
+            &[&READER],
+        )
+        .await
+        .expect("deactivate");
+    let revision = support::current_revision(&client).await;
+    first.wait_revision(revision).await;
+    second.wait_revision(revision).await;
+    for origin in [&second, &first] {
+        let (_, after) = origin.authorize(read_question()).await;
+        assert_eq!(after["reason"], "user_inactive", "{after}");
+    }
+    first.stop().await;
+    second.stop().await;
+}

@@ -1,0 +1,9 @@
+//! The origin's integration tests, against real Postgres and Redis. Each test gets its own
+//! database (cloned from a migrated template) and its own Redis key prefix, so they run in
+//! parallel.
+
+mod api;
+mod consistency;
+mod corpus;
+mod differential;
+mod support;
