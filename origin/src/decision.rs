@@ -9,6 +9,7 @@
 //! for one key coalesce into one Postgres query (moka's per-key compute).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use authz_core::cache::{CacheEntry, CacheKey, TtlPolicy, servable};
@@ -87,6 +88,7 @@ pub struct Decider {
     l2: Option<Arc<RedisTier>>,
     invalidation: Arc<Invalidation>,
     ttl: TtlPolicy,
+    facts_queries: AtomicU64,
 }
 
 impl std::fmt::Debug for Decider {
@@ -116,7 +118,13 @@ impl Decider {
             l2,
             invalidation,
             ttl,
+            facts_queries: AtomicU64::new(0),
         }
+    }
+
+    /// Facts statements sent to Postgres since start (one per miss, or per batch of misses).
+    pub fn facts_queries(&self) -> u64 {
+        self.facts_queries.load(Ordering::Relaxed)
     }
 
     /// Decisions held in L1 (approximate).
@@ -360,6 +368,7 @@ impl Decider {
         min_revision: Option<u64>,
     ) -> Result<Vec<Arc<CacheEntry>>, FactsError> {
         if self.pools.has_replica() {
+            self.facts_queries.fetch_add(1, Ordering::Relaxed);
             let facts =
                 facts::load(self.pools.pool(Workload::AuthorizationReplica), questions).await;
             if let Ok(facts) = facts {
@@ -374,6 +383,7 @@ impl Decider {
                 metrics::counter!("authz_replica_stale_total").increment(1);
             }
         }
+        self.facts_queries.fetch_add(1, Ordering::Relaxed);
         let facts = facts::load(self.pools.pool(Workload::AuthorizationPrimary), questions).await?;
         Ok(self.entries(questions, facts))
     }

@@ -12,6 +12,7 @@ pub mod db;
 pub mod decision;
 pub mod error;
 pub mod invalidation;
+pub mod maintenance;
 pub mod routes;
 pub mod seed;
 pub mod server;

@@ -30,6 +30,7 @@
 //!   `authz_bump_all()` as the last statement of its transaction: the new revision becomes
 //!   visible atomically with the new data, and the `{"all":true}` notice is delivered at
 //!   commit. Afterwards the tables are `ANALYZE`d so the planner sees their new sizes.
+//!   Materialized views over these tables are not refreshed here (they lag by design).
 
 use std::fmt;
 use std::pin::Pin;
@@ -168,32 +169,9 @@ pub async fn run(client: &mut Client, options: &SeedOptions) -> Result<SeedRepor
     let stream_rng = rng;
 
     let progress = progress_bar(options.progress, plan.estimated_rows(&sizes));
-    let loaded = match load(client, &plan, &sizes, stream_rng.clone(), &progress, true).await {
-        Ok(Some(report)) => Ok(report),
-        Ok(None) => {
-            progress.reset();
-            match load(client, &plan, &sizes, stream_rng, &progress, false).await {
-                Ok(Some(report)) => Ok(report),
-                Ok(None) => Err(anyhow::anyhow!("the fallback load did not run")),
-                Err(error) => Err(error),
-            }
-        }
-        Err(error) => Err(error),
-    };
-    let mut report = match loaded {
-        Ok(report) => report,
-        Err(error) => {
-            progress.abandon_with_message("seeding failed");
-            return Err(error);
-        }
-    };
-
-    progress.set_message("analyze");
-    client
-        .batch_execute(&format!("ANALYZE {TABLES}"))
-        .await
-        .context("analyzing the seeded tables")?;
-    progress.finish_with_message("seeded");
+    let outcome = load_and_analyze(client, &plan, &sizes, stream_rng, &progress).await;
+    progress.finish_and_clear();
+    let mut report = outcome?;
 
     report.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     tracing::info!(
@@ -207,6 +185,31 @@ pub async fn run(client: &mut Client, options: &SeedOptions) -> Result<SeedRepor
         elapsed_ms = report.elapsed_ms,
         "dataset seeded"
     );
+    Ok(report)
+}
+
+/// The load (skipping triggers, or with them when that is not allowed), then `ANALYZE`.
+async fn load_and_analyze(
+    client: &mut Client,
+    plan: &Plan,
+    sizes: &Sizes,
+    rng: SmallRng,
+    progress: &ProgressBar,
+) -> Result<SeedReport> {
+    let report = match load(client, plan, sizes, rng.clone(), progress, true).await? {
+        Some(report) => report,
+        None => {
+            progress.reset();
+            load(client, plan, sizes, rng, progress, false)
+                .await?
+                .context("the load with triggers on did not run")?
+        }
+    };
+    progress.set_message("analyze");
+    client
+        .batch_execute(&format!("ANALYZE {TABLES}"))
+        .await
+        .context("analyzing the seeded tables")?;
     Ok(report)
 }
 

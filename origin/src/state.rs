@@ -86,11 +86,17 @@ impl AppState {
         })
     }
 
-    /// Starts the background work: the invalidation listener.
+    /// Starts the background work: the invalidation listener and the maintenance jobs.
     pub fn spawn_background(&self) -> Vec<tokio::task::JoinHandle<()>> {
-        vec![tokio::spawn(crate::invalidation::listen_forever(
-            self.config.postgres_primary_url.clone(),
-            Arc::clone(&self.invalidation),
-        ))]
+        vec![
+            tokio::spawn(crate::invalidation::listen_forever(
+                self.config.postgres_primary_url.clone(),
+                Arc::clone(&self.invalidation),
+            )),
+            tokio::spawn(crate::maintenance::run_forever(
+                self.decider.pools().clone(),
+                self.config.view_refresh_interval,
+            )),
+        ]
     }
 }

@@ -218,3 +218,27 @@ async fn two_origins_sharing_redis_respect_each_others_changes() {
     first.stop().await;
     second.stop().await;
 }
+
+#[tokio::test]
+async fn concurrent_misses_for_one_key_coalesce_into_one_query() {
+    let db = TestDb::new().await;
+    let client = db.client().await;
+    shared_generation(&client, None).await;
+    let origin = TestOrigin::start(support::origin_vars(&db, None)).await;
+    origin.wait_revision(support::current_revision(&client).await).await;
+    let before = origin.state.decider.facts_queries();
+    let requests = (0..32).map(|_| origin.authorize(read_question()));
+    let answers = futures_util::future::join_all(requests).await;
+    for (status, answer) in &answers {
+        assert_eq!((*status, answer["granted"].as_bool()), (200, Some(true)), "{answer}");
+    }
+    assert_eq!(origin.state.decider.facts_queries() - before, 1);
+    let from_db = answers.iter().filter(|(_, a)| a["source"] == "db").count();
+    assert_eq!(from_db, 1, "exactly one request computed, the others waited for it");
+    // A different question is a different key: one more query.
+    let mut other = read_question();
+    other["operation"] = json!("read");
+    origin.authorize(other).await;
+    assert_eq!(origin.state.decider.facts_queries() - before, 2);
+    origin.stop().await;
+}

@@ -6,4 +6,5 @@ mod api;
 mod consistency;
 mod corpus;
 mod differential;
+mod schema;
 mod support;
