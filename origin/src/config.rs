@@ -106,6 +106,9 @@ pub struct Config {
     pub pool_max_size_overrides: HashMap<String, usize>,
     /// `AUTHZ_MIGRATE_ON_START`: apply migrations before serving (default false).
     pub migrate_on_start: bool,
+    /// `AUTHZ_LISTENER_HEARTBEAT_MS`: how often the change listener proves its connection
+    /// alive, and how long it waits for the answer (default 1,000 ms).
+    pub listener_heartbeat: Duration,
     /// `AUTHZ_VIEW_REFRESH_SECONDS`: how often the origin refreshes the materialized views when
     /// the server has no `pg_cron` (default 900; 0 turns it off).
     pub view_refresh_interval: Duration,
@@ -269,6 +272,8 @@ impl Config {
             statement_timeout: millis("AUTHZ_STATEMENT_TIMEOUT_MS", 2_000)?,
             request_timeout: millis("AUTHZ_REQUEST_TIMEOUT_MS", 5_000)?,
             pool_max_size_overrides,
+            listener_heartbeat: millis("AUTHZ_LISTENER_HEARTBEAT_MS", 1_000)?
+                .max(Duration::from_millis(10)),
             view_refresh_interval: Duration::from_secs(number("AUTHZ_VIEW_REFRESH_SECONDS", 900)?),
             migrate_on_start: matches!(get("AUTHZ_MIGRATE_ON_START"), Some("1" | "true" | "yes")),
         })

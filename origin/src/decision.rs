@@ -13,14 +13,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use authz_core::cache::{CacheEntry, CacheKey, TtlPolicy, servable};
+use authz_core::pieces::{compose, resource_dependencies};
 use authz_core::wire::Source;
-use authz_core::{Question, Timestamp, decide};
+use authz_core::{Question, Resource, Timestamp, UserId, decide};
 use moka::Expiry;
 use moka::future::Cache;
 use moka::ops::compute::{CompResult, Op};
 
-use crate::cache::RedisTier;
-use crate::db::facts::{self, FactsError};
+use crate::cache::pieces::KnownPieces;
+use crate::cache::{PieceCache, RedisTier};
+use crate::db::facts::{self, FactsError, Pieces};
 use crate::db::{Pools, Workload};
 use crate::error::AppError;
 use crate::invalidation::Invalidation;
@@ -86,9 +88,11 @@ pub struct Decider {
     pools: Pools,
     l1: Cache<CacheKey, Arc<Cached>>,
     l2: Option<Arc<RedisTier>>,
+    pieces: PieceCache,
     invalidation: Arc<Invalidation>,
     ttl: TtlPolicy,
     facts_queries: AtomicU64,
+    l1_enabled: bool,
 }
 
 impl std::fmt::Debug for Decider {
@@ -101,11 +105,13 @@ impl std::fmt::Debug for Decider {
 }
 
 impl Decider {
-    /// A decider over `pools`, with an L1 of `l1_capacity` decisions and an optional Redis tier.
+    /// A decider over `pools`, with an L1 of `l1_capacity` decisions (0 turns L1 off, for
+    /// measuring the tiers behind it) and an optional Redis tier.
     pub fn new(
         pools: Pools,
         l1_capacity: u64,
         l2: Option<Arc<RedisTier>>,
+        pieces: PieceCache,
         invalidation: Arc<Invalidation>,
         ttl: TtlPolicy,
     ) -> Self {
@@ -116,9 +122,11 @@ impl Decider {
                 .expire_after(EntryExpiry)
                 .build(),
             l2,
+            pieces,
             invalidation,
             ttl,
             facts_queries: AtomicU64::new(0),
+            l1_enabled: l1_capacity > 0,
         }
     }
 
@@ -155,6 +163,11 @@ impl Decider {
     ) -> Result<Answer, AppError> {
         let key = CacheKey::new(&question);
         let connected = self.invalidation.is_connected();
+        if !self.l1_enabled {
+            return self
+                .decide_without_l1(&key, question, min_revision, connected)
+                .await;
+        }
         if connected
             && let Some(cached) = self.l1.get(&key).await
             && self.usable(&cached.entry, now(), min_revision)
@@ -185,15 +198,12 @@ impl Decider {
                 }
                 match self.compute(&[question], min_revision).await {
                     Ok(mut entries) => {
-                        let entry = entries.pop().ok_or(FactsError::RowCount {
+                        let (entry, source) = entries.pop().ok_or(FactsError::Count {
                             expected: 1,
                             got: 0,
                         })?;
                         self.l2_put(vec![(l2_key.clone(), Arc::clone(&entry))]);
-                        Ok(Op::Put(Arc::new(Cached {
-                            entry,
-                            source: Source::Db,
-                        })))
+                        Ok(Op::Put(Arc::new(Cached { entry, source })))
                     }
                     Err(error) => {
                         // Postgres cannot answer: a cached entry may, within its TTL.
@@ -233,6 +243,39 @@ impl Decider {
             CompResult::StillNone(_) | CompResult::Removed(_) => Err(AppError::Unavailable(
                 "the decision cache lost an entry it was computing".to_owned(),
             )),
+        }
+    }
+
+    /// The path without L1 (and so without coalescing): Redis, then Postgres.
+    async fn decide_without_l1(
+        &self,
+        key: &CacheKey,
+        question: Question,
+        min_revision: Option<u64>,
+        connected: bool,
+    ) -> Result<Answer, AppError> {
+        let now = now();
+        if connected && let Some(entry) = self.l2_get(key.as_str(), now, min_revision).await {
+            return Ok(Answer {
+                entry: Arc::new(entry),
+                source: Source::L2,
+            });
+        }
+        match self.compute(&[question], min_revision).await {
+            Ok(mut entries) => {
+                let (entry, source) = entries
+                    .pop()
+                    .ok_or_else(|| AppError::Unavailable("no facts row".to_owned()))?;
+                self.l2_put(vec![(key.as_str().to_owned(), Arc::clone(&entry))]);
+                Ok(Answer { entry, source })
+            }
+            Err(error) => match self.l2_get(key.as_str(), now, min_revision).await {
+                Some(entry) => Ok(Answer {
+                    entry: Arc::new(entry),
+                    source: Source::L2,
+                }),
+                None => Err(AppError::Unavailable(error.to_string())),
+            },
         }
     }
 
@@ -288,13 +331,10 @@ impl Decider {
             match self.compute(&asked, min_revision).await {
                 Ok(entries) => {
                     let mut writes = Vec::with_capacity(entries.len());
-                    for (index, entry) in misses.into_iter().zip(entries) {
-                        self.l1_put(&keys[index], &entry, Source::Db).await;
+                    for (index, (entry, source)) in misses.into_iter().zip(entries) {
+                        self.l1_put(&keys[index], &entry, source).await;
                         writes.push((keys[index].as_str().to_owned(), Arc::clone(&entry)));
-                        answers[index] = Some(Answer {
-                            entry,
-                            source: Source::Db,
-                        });
+                        answers[index] = Some(Answer { entry, source });
                     }
                     self.l2_put(writes);
                 }
@@ -323,6 +363,9 @@ impl Decider {
     }
 
     async fn l1_put(&self, key: &CacheKey, entry: &Arc<CacheEntry>, source: Source) {
+        if !self.l1_enabled {
+            return;
+        }
         self.l1
             .insert(
                 key.clone(),
@@ -359,53 +402,124 @@ impl Decider {
         tokio::spawn(async move { l2.set_many(items).await });
     }
 
-    /// Reads the facts from Postgres and decides. A replica answers only when its revision
-    /// satisfies `min_revision` and no change known to this process is newer than its answer;
-    /// otherwise the primary does.
+    /// Decides `questions` from their facts: pieces cached in Redis when fresh, the rest read
+    /// from Postgres in one statement. A replica answers only when its revision satisfies
+    /// `min_revision` and no change known to this process is newer than what it read;
+    /// otherwise the primary does. Each entry says whether Postgres was needed.
     async fn compute(
         &self,
         questions: &[Question],
         min_revision: Option<u64>,
-    ) -> Result<Vec<Arc<CacheEntry>>, FactsError> {
+    ) -> Result<Vec<(Arc<CacheEntry>, Source)>, FactsError> {
+        let mut users: Vec<UserId> = questions
+            .iter()
+            .filter_map(|q| q.principal.user_id())
+            .collect();
+        users.sort_unstable();
+        users.dedup();
+        let mut resources: Vec<Resource> = questions.iter().map(|q| q.resource).collect();
+        resources.sort_unstable();
+        resources.dedup();
+
+        let mut known = if self.invalidation.is_connected() {
+            self.pieces.get(&users, &resources, min_revision).await
+        } else {
+            KnownPieces::default()
+        };
+        let missing_users: Vec<UserId> = users
+            .iter()
+            .copied()
+            .filter(|user| !known.users.contains_key(user))
+            .collect();
+        let missing_resources: Vec<Resource> = resources
+            .iter()
+            .copied()
+            .filter(|resource| !known.resources.contains_key(resource))
+            .collect();
+        let mut read_now = std::collections::HashSet::new();
+        if !missing_users.is_empty() || !missing_resources.is_empty() {
+            let loaded = self
+                .load_pieces(&missing_users, &missing_resources, min_revision)
+                .await?;
+            self.pieces.put(&loaded);
+            for (user, piece) in loaded.users {
+                read_now.insert(*user.as_uuid());
+                known.users.insert(user, (loaded.revision, piece));
+            }
+            for (resource, piece) in loaded.resources {
+                read_now.insert(resource.id());
+                known.resources.insert(resource, (loaded.revision, piece));
+            }
+        }
+
+        let now = now();
+        Ok(questions
+            .iter()
+            .map(|question| {
+                let user = question
+                    .principal
+                    .user_id()
+                    .and_then(|user| known.users.get(&user));
+                let resource = known.resources.get(&question.resource);
+                let revision = [user.map(|(r, _)| *r), resource.map(|(r, _)| *r)]
+                    .into_iter()
+                    .flatten()
+                    .min()
+                    .unwrap_or(0);
+                let facts = compose(
+                    question,
+                    revision,
+                    user.and_then(|(_, piece)| piece.as_ref()),
+                    resource.and_then(|(_, piece)| piece.as_ref()),
+                );
+                let decision = decide(question, &facts, now);
+                let entry = CacheEntry::new(decision, now, &self.ttl, facts.dependencies(question));
+                let from_db = question
+                    .principal
+                    .user_id()
+                    .is_some_and(|u| read_now.contains(u.as_uuid()))
+                    || read_now.contains(&question.resource.id());
+                (
+                    Arc::new(entry),
+                    if from_db { Source::Db } else { Source::L2 },
+                )
+            })
+            .collect())
+    }
+
+    /// Reads pieces from the replica when it proves fresh enough, else from the primary.
+    async fn load_pieces(
+        &self,
+        users: &[UserId],
+        resources: &[Resource],
+        min_revision: Option<u64>,
+    ) -> Result<Pieces, FactsError> {
         if self.pools.has_replica() {
             self.facts_queries.fetch_add(1, Ordering::Relaxed);
-            let facts =
-                facts::load(self.pools.pool(Workload::AuthorizationReplica), questions).await;
-            if let Ok(facts) = facts {
-                let entries = self.entries(questions, facts);
-                let fresh = entries.iter().all(|entry| {
-                    min_revision.is_none_or(|min| entry.decision.revision >= min)
-                        && self.invalidation.is_fresh(entry)
-                });
+            let pool = self.pools.pool(Workload::AuthorizationReplica);
+            if let Ok(pieces) = facts::load(pool, users, resources).await {
+                let revision = pieces.revision;
+                let fresh = min_revision.is_none_or(|min| revision >= min)
+                    && pieces
+                        .users
+                        .keys()
+                        .all(|user| self.invalidation.is_fresh_at(revision, &[*user.as_uuid()]))
+                    && pieces.resources.iter().all(|(resource, piece)| {
+                        self.invalidation
+                            .is_fresh_at(revision, &resource_dependencies(resource, piece.as_ref()))
+                    });
                 if fresh {
-                    return Ok(entries);
+                    return Ok(pieces);
                 }
                 metrics::counter!("authz_replica_stale_total").increment(1);
             }
         }
         self.facts_queries.fetch_add(1, Ordering::Relaxed);
-        let facts = facts::load(self.pools.pool(Workload::AuthorizationPrimary), questions).await?;
-        Ok(self.entries(questions, facts))
-    }
-
-    fn entries(
-        &self,
-        questions: &[Question],
-        facts: Vec<authz_core::Facts>,
-    ) -> Vec<Arc<CacheEntry>> {
-        let now = now();
-        questions
-            .iter()
-            .zip(facts)
-            .map(|(question, facts)| {
-                let decision = decide(question, &facts, now);
-                Arc::new(CacheEntry::new(
-                    decision,
-                    now,
-                    &self.ttl,
-                    facts.dependencies(question),
-                ))
-            })
-            .collect()
+        facts::load(
+            self.pools.pool(Workload::AuthorizationPrimary),
+            users,
+            resources,
+        )
+        .await
     }
 }

@@ -98,12 +98,16 @@ impl Invalidation {
 
     /// Whether no known change is newer than `entry` for anything it depends on.
     pub fn is_fresh(&self, entry: &CacheEntry) -> bool {
-        let revision = entry.decision.revision;
+        self.is_fresh_at(entry.decision.revision, &entry.dependencies)
+    }
+
+    /// Whether no known change newer than `revision` touched any of `dependencies`.
+    pub fn is_fresh_at(&self, revision: u64, dependencies: &[Uuid]) -> bool {
         let Ok(state) = self.state.read() else {
             return false;
         };
         revision >= state.floor
-            && entry.dependencies.iter().all(|id| {
+            && dependencies.iter().all(|id| {
                 state
                     .changed
                     .get(id)
@@ -154,12 +158,19 @@ impl Invalidation {
 }
 
 /// Listens on [`CHANNEL`] for as long as the process runs, reconnecting with exponential
-/// backoff (50 ms to 2 s) after any failure.
-pub async fn listen_forever(database_url: String, invalidation: Arc<Invalidation>) {
+/// backoff (50 ms to 2 s) after any failure. Every `heartbeat` the connection must answer a
+/// `SELECT 1` within `heartbeat` too: a connection that went silent (a cut network path sends
+/// no error) is dropped and caches are bypassed until a new one listens, so a lost notice can
+/// never keep a revoked grant cached for longer than about two heartbeats.
+pub async fn listen_forever(
+    database_url: String,
+    invalidation: Arc<Invalidation>,
+    heartbeat: Duration,
+) {
     let mut backoff = Duration::from_millis(50);
     loop {
         let started = Instant::now();
-        match listen_once(&database_url, &invalidation).await {
+        match listen_once(&database_url, &invalidation, heartbeat).await {
             Ok(()) => tracing::warn!("invalidation listener connection closed"),
             Err(error) => tracing::warn!(%error, "invalidation listener failed"),
         }
@@ -173,12 +184,29 @@ pub async fn listen_forever(database_url: String, invalidation: Arc<Invalidation
     }
 }
 
+/// Why one listening connection ended.
+#[derive(Debug, thiserror::Error)]
+enum ListenError {
+    #[error("{0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error("no answer within {0:?}")]
+    Silent(Duration),
+}
+
 async fn listen_once(
     database_url: &str,
     invalidation: &Invalidation,
-) -> Result<(), tokio_postgres::Error> {
+    heartbeat: Duration,
+) -> Result<(), ListenError> {
+    let deadline = heartbeat.max(Duration::from_secs(1));
+    let mut config: tokio_postgres::Config = database_url.parse()?;
+    config
+        .application_name("authz-origin/listener")
+        .connect_timeout(deadline);
     let (client, mut connection) =
-        tokio_postgres::connect(database_url, tokio_postgres::NoTls).await?;
+        tokio::time::timeout(deadline, config.connect(tokio_postgres::NoTls))
+            .await
+            .map_err(|_| ListenError::Silent(deadline))??;
     let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel();
     let pump = tokio::spawn(async move {
         let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
@@ -198,14 +226,33 @@ async fn listen_once(
         }
     });
     let result = async {
-        client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
-        let row = client
-            .query_one("SELECT authz_current_revision()", &[])
-            .await?;
+        let setup = async {
+            client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
+            client
+                .query_one("SELECT authz_current_revision()", &[])
+                .await
+        };
+        let row = tokio::time::timeout(deadline, setup)
+            .await
+            .map_err(|_| ListenError::Silent(deadline))??;
         let revision: i64 = row.get(0);
         invalidation.connected_at(u64::try_from(revision).unwrap_or(0));
         tracing::info!(revision, "invalidation listener connected");
-        while let Some(message) = receiver.recv().await {
+        let mut ticks = tokio::time::interval(heartbeat);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let message = tokio::select! {
+                message = receiver.recv() => message,
+                _ = ticks.tick() => {
+                    tokio::time::timeout(heartbeat, client.simple_query("SELECT 1"))
+                        .await
+                        .map_err(|_| ListenError::Silent(heartbeat))??;
+                    continue;
+                }
+            };
+            let Some(message) = message else {
+                break;
+            };
             let payload = message?;
             match serde_json::from_str::<Notice>(&payload) {
                 Ok(notice) => invalidation.apply(&notice),
@@ -221,7 +268,7 @@ async fn listen_once(
                 }
             }
         }
-        Ok(())
+        Ok::<(), ListenError>(())
     }
     .await;
     pump.abort();

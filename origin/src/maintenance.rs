@@ -28,7 +28,10 @@ pub async fn refresh_views(pools: &Pools) -> Result<usize, String> {
         .await
         .map_err(|error| error.to_string())?;
     let rows = client
-        .query("SELECT view_name FROM refresh_authorization_materialized_views()", &[])
+        .query(
+            "SELECT view_name FROM refresh_authorization_materialized_views()",
+            &[],
+        )
         .await
         .map_err(|error| error.to_string())?;
     Ok(rows.len())

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
-use crate::cache::{Breaker, RedisTier};
+use crate::cache::{Breaker, PieceCache, RedisTier};
 use crate::config::{Config, RedisTierName};
 use crate::db::Pools;
 use crate::decision::Decider;
@@ -69,10 +69,17 @@ impl AppState {
             redis_tiers.insert(*name, tier);
         }
         let invalidation = Arc::new(Invalidation::new());
+        let pieces = PieceCache::new(
+            redis_tiers.get(&RedisTierName::User).cloned(),
+            redis_tiers.get(&RedisTierName::Generation).cloned(),
+            Arc::clone(&invalidation),
+            config.ttl.grant_ttl_ms.max(config.ttl.deny_ttl_ms),
+        );
         let decider = Decider::new(
             pools,
             config.l1_capacity,
             redis_tiers.get(&RedisTierName::Authorization).cloned(),
+            pieces,
             Arc::clone(&invalidation),
             config.ttl,
         );
@@ -92,6 +99,7 @@ impl AppState {
             tokio::spawn(crate::invalidation::listen_forever(
                 self.config.postgres_primary_url.clone(),
                 Arc::clone(&self.invalidation),
+                self.config.listener_heartbeat,
             )),
             tokio::spawn(crate::maintenance::run_forever(
                 self.decider.pools().clone(),

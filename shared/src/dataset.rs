@@ -245,6 +245,92 @@ impl Dataset {
     }
 }
 
+impl Dataset {
+    /// The user piece of `user` (`None` without a row), with its owner memberships implicit
+    /// as in [`Dataset::membership`].
+    pub fn user_piece(&self, user: UserId) -> Option<crate::pieces::UserPiece> {
+        let row = self.users.iter().find(|row| row.id == user)?;
+        Some(crate::pieces::UserPiece {
+            is_active: row.is_active,
+            memberships: self
+                .teams
+                .iter()
+                .filter_map(|team| {
+                    self.membership(team, user)
+                        .map(|m| crate::pieces::TeamMembership {
+                            team_id: team.id,
+                            role: m.role,
+                            is_active: m.is_active,
+                        })
+                })
+                .collect(),
+        })
+    }
+
+    fn project_piece(&self, project: &ProjectRow) -> crate::pieces::ProjectPiece {
+        crate::pieces::ProjectPiece {
+            id: project.id,
+            owner_id: project.user_id,
+            visibility: project.visibility,
+            teams: self
+                .project_teams
+                .iter()
+                .filter(|link| link.project_id == project.id)
+                .filter_map(|link| {
+                    let team = self.teams.iter().find(|team| team.id == link.team_id)?;
+                    Some(crate::pieces::TeamLink {
+                        team_id: team.id,
+                        access_level: link.access_level,
+                        team_is_active: team.is_active,
+                    })
+                })
+                .collect(),
+        }
+    }
+
+    /// The resource piece of `resource` (`None` when missing).
+    pub fn resource_piece(&self, resource: Resource) -> Option<crate::pieces::ResourcePiece> {
+        use crate::pieces::{ResourcePiece, UserShare};
+        match resource {
+            Resource::Generation(id) => {
+                let generation = self.generations.iter().find(|row| row.id == id)?;
+                Some(ResourcePiece::Generation {
+                    owner_id: generation.user_id,
+                    status: generation.status,
+                    project: generation
+                        .project_id
+                        .and_then(|p| self.projects.iter().find(|row| row.id == p))
+                        .map(|project| self.project_piece(project)),
+                    shares: self
+                        .generation_shares
+                        .iter()
+                        .filter(|share| share.generation_id == id)
+                        .map(|share| UserShare {
+                            user_id: share.shared_with_user_id,
+                            level: share.permission_level,
+                            expires_at: share.expires_at,
+                            is_active: share.is_active,
+                        })
+                        .collect(),
+                })
+            }
+            Resource::Project(id) => self
+                .projects
+                .iter()
+                .find(|row| row.id == id)
+                .map(|project| ResourcePiece::Project(self.project_piece(project))),
+            Resource::Team(id) => {
+                self.teams
+                    .iter()
+                    .find(|row| row.id == id)
+                    .map(|team| ResourcePiece::Team {
+                        is_active: team.is_active,
+                    })
+            }
+        }
+    }
+}
+
 /// One file of the decision corpus (`shared/tests/corpus/*.json`; format in its README).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CorpusFile {

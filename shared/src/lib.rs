@@ -44,6 +44,7 @@ pub mod facts;
 pub mod id;
 pub mod jwt;
 pub mod model;
+pub mod pieces;
 #[cfg(feature = "proptest")]
 pub mod strategies;
 pub mod time;

@@ -210,3 +210,27 @@ fn old_formats_and_garbage_are_misses() {
         );
     }
 }
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// Cached pieces rebuild the same facts: every decision from composed pieces equals the
+    /// decision from the whole facts, and the facts' dependencies cover the pieces'.
+    #[test]
+    fn composed_pieces_decide_like_whole_facts(
+        data in strategies::dataset(),
+        question in strategies::question(),
+        offset_micros in -5_000_000i64..5_000_000,
+    ) {
+        let now = Timestamp(NOW.0 + offset_micros);
+        let facts = data.facts(&question, 4);
+        let user = question.principal.user_id().and_then(|user| data.user_piece(user));
+        let resource = data.resource_piece(question.resource);
+        let composed = authz_core::pieces::compose(&question, 4, user.as_ref(), resource.as_ref());
+        prop_assert_eq!(decide(&question, &composed, now), decide(&question, &facts, now));
+        let dependencies = facts.dependencies(&question);
+        for id in authz_core::pieces::resource_dependencies(&question.resource, resource.as_ref()) {
+            prop_assert!(dependencies.contains(&id));
+        }
+    }
+}

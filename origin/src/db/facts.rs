@@ -1,8 +1,12 @@
-//! The facts of decisions, read in one round trip: one statement for one question or a whole
-//! batch, so every fact and the revision come from one snapshot (`authz_decision_facts` is
-//! STABLE; see migrations/README.md). The rules are applied in Rust by `authz_core::decide`.
+//! The facts of decisions, read in one round trip: one statement returns the revision, the
+//! user piece of every distinct principal and the resource piece of every distinct resource
+//! of a batch, all from one snapshot (the functions are STABLE; see migrations/V5). The rules
+//! are applied in Rust by `authz_core::decide` on facts composed from the pieces.
 
-use authz_core::{Facts, Principal, Question};
+use std::collections::HashMap;
+
+use authz_core::pieces::{ResourcePiece, UserPiece};
+use authz_core::{Resource, UserId};
 use deadpool_postgres::Pool;
 use uuid::Uuid;
 
@@ -18,56 +22,62 @@ pub enum FactsError {
     /// The database answered something the core cannot read (a schema mismatch).
     #[error("unreadable facts: {0}")]
     Decode(#[from] serde_json::Error),
-    /// The database answered a different number of rows than questions.
-    #[error("expected {expected} fact rows, got {got}")]
-    RowCount {
-        /// Questions sent.
+    /// The database answered a different number of pieces than asked.
+    #[error("expected {expected} pieces, got {got}")]
+    Count {
+        /// Pieces asked.
         expected: usize,
-        /// Rows received.
+        /// Pieces received.
         got: usize,
     },
 }
 
-const BATCH_SQL: &str = "SELECT f FROM unnest($1::uuid[], $2::text[], $3::uuid[]) \
-     WITH ORDINALITY AS q(user_id, resource_type, resource_id, n) \
-     CROSS JOIN LATERAL authz_decision_facts(q.user_id, q.resource_type, q.resource_id) AS f \
-     ORDER BY q.n";
+/// Pieces read at one revision.
+#[derive(Debug, Default)]
+pub struct Pieces {
+    /// The revision of the snapshot.
+    pub revision: u64,
+    /// Each asked user's piece (`None`: no row).
+    pub users: HashMap<UserId, Option<UserPiece>>,
+    /// Each asked resource's piece (`None`: no row).
+    pub resources: HashMap<Resource, Option<ResourcePiece>>,
+}
 
-/// Reads the facts of every question, in order, in one statement.
-pub async fn load(pool: &Pool, questions: &[Question]) -> Result<Vec<Facts>, FactsError> {
-    if questions.is_empty() {
-        return Ok(Vec::new());
-    }
+const PIECES_SQL: &str = "SELECT authz_current_revision(), \
+       (SELECT coalesce(jsonb_agg(authz_user_piece(u) ORDER BY n), '[]'::jsonb) \
+          FROM unnest($1::uuid[]) WITH ORDINALITY AS x(u, n)), \
+       (SELECT coalesce(jsonb_agg(authz_resource_piece(t, r) ORDER BY n), '[]'::jsonb) \
+          FROM unnest($2::text[], $3::uuid[]) WITH ORDINALITY AS y(t, r, n))";
+
+/// Reads the pieces of `users` and `resources` in one statement.
+pub async fn load(
+    pool: &Pool,
+    users: &[UserId],
+    resources: &[Resource],
+) -> Result<Pieces, FactsError> {
     let client = pool.get().await?;
-    let statement = client.prepare_cached(BATCH_SQL).await?;
-    let users: Vec<Option<Uuid>> = questions
+    let statement = client.prepare_cached(PIECES_SQL).await?;
+    let user_ids: Vec<Uuid> = users.iter().map(|user| *user.as_uuid()).collect();
+    let types: Vec<&str> = resources
         .iter()
-        .map(|question| match question.principal {
-            Principal::Anonymous => None,
-            Principal::User(user) => Some(*user.as_uuid()),
-        })
+        .map(|resource| resource.resource_type().as_str())
         .collect();
-    let types: Vec<&str> = questions
-        .iter()
-        .map(|question| question.resource.resource_type().as_str())
-        .collect();
-    let resources: Vec<Uuid> = questions
-        .iter()
-        .map(|question| question.resource.id())
-        .collect();
-    let rows = client
-        .query(&statement, &[&users, &types, &resources])
+    let resource_ids: Vec<Uuid> = resources.iter().map(Resource::id).collect();
+    let row = client
+        .query_one(&statement, &[&user_ids, &types, &resource_ids])
         .await?;
-    if rows.len() != questions.len() {
-        return Err(FactsError::RowCount {
-            expected: questions.len(),
-            got: rows.len(),
+    let revision: i64 = row.try_get(0)?;
+    let user_pieces: Vec<Option<UserPiece>> = serde_json::from_value(row.try_get(1)?)?;
+    let resource_pieces: Vec<Option<ResourcePiece>> = serde_json::from_value(row.try_get(2)?)?;
+    if user_pieces.len() != users.len() || resource_pieces.len() != resources.len() {
+        return Err(FactsError::Count {
+            expected: users.len() + resources.len(),
+            got: user_pieces.len() + resource_pieces.len(),
         });
     }
-    rows.iter()
-        .map(|row| {
-            let value: serde_json::Value = row.try_get(0)?;
-            Ok(serde_json::from_value(value)?)
-        })
-        .collect()
+    Ok(Pieces {
+        revision: u64::try_from(revision).unwrap_or(0),
+        users: users.iter().copied().zip(user_pieces).collect(),
+        resources: resources.iter().copied().zip(resource_pieces).collect(),
+    })
 }

@@ -65,14 +65,22 @@ async fn a_revocation_is_seen_by_the_first_request_after_its_notice() {
         (Some(true), Some("l1")),
         "{second}"
     );
-    // Cached in Redis too (written in the background).
+    // Cached in Redis too (written in the background): the decision and its two fact pieces.
+    let decisions = || async {
+        redis
+            .keys()
+            .await
+            .into_iter()
+            .filter(|key| key.contains(":authorization:"))
+            .count()
+    };
     for _ in 0..100 {
-        if !redis.keys().await.is_empty() {
+        if decisions().await > 0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert_eq!(redis.keys().await.len(), 1);
+    assert_eq!(decisions().await, 1);
 
     // Revoke from another connection with plain SQL.
     let writer = db.client().await;
@@ -225,20 +233,96 @@ async fn concurrent_misses_for_one_key_coalesce_into_one_query() {
     let client = db.client().await;
     shared_generation(&client, None).await;
     let origin = TestOrigin::start(support::origin_vars(&db, None)).await;
-    origin.wait_revision(support::current_revision(&client).await).await;
+    origin
+        .wait_revision(support::current_revision(&client).await)
+        .await;
     let before = origin.state.decider.facts_queries();
     let requests = (0..32).map(|_| origin.authorize(read_question()));
     let answers = futures_util::future::join_all(requests).await;
     for (status, answer) in &answers {
-        assert_eq!((*status, answer["granted"].as_bool()), (200, Some(true)), "{answer}");
+        assert_eq!(
+            (*status, answer["granted"].as_bool()),
+            (200, Some(true)),
+            "{answer}"
+        );
     }
     assert_eq!(origin.state.decider.facts_queries() - before, 1);
     let from_db = answers.iter().filter(|(_, a)| a["source"] == "db").count();
-    assert_eq!(from_db, 1, "exactly one request computed, the others waited for it");
+    assert_eq!(
+        from_db, 1,
+        "exactly one request computed, the others waited for it"
+    );
     // A different question is a different key: one more query.
     let mut other = read_question();
     other["operation"] = json!("read");
     origin.authorize(other).await;
     assert_eq!(origin.state.decider.facts_queries() - before, 2);
+    origin.stop().await;
+}
+
+#[tokio::test]
+async fn with_pieces_cached_a_decision_miss_needs_no_postgres() {
+    let db = TestDb::new().await;
+    let redis = TestRedis::new();
+    let client = db.client().await;
+    shared_generation(&client, None).await;
+    let origin = TestOrigin::start(support::origin_vars(&db, Some(&redis))).await;
+    origin
+        .wait_revision(support::current_revision(&client).await)
+        .await;
+    // Reader's piece and the generation's piece reach Redis with the first decision.
+    let (_, first) = origin.authorize(read_question()).await;
+    assert_eq!(first["source"], "db", "{first}");
+    for _ in 0..100 {
+        if redis.keys().await.len() >= 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let keys = redis.keys().await;
+    assert!(keys.iter().any(|k| k.contains(":user:u/")), "{keys:?}");
+    assert!(
+        keys.iter().any(|k| k.contains(":generation:r/g")),
+        "{keys:?}"
+    );
+    let before = origin.state.decider.facts_queries();
+    // Another operation is another decision (an L1 and L2 miss) composed from cached pieces.
+    for (operation, granted) in [("read", true), ("write", false), ("download", true)] {
+        let mut body = read_question();
+        body["operation"] = json!(operation);
+        let (_, answer) = origin.authorize(body).await;
+        assert_eq!(answer["granted"], granted, "{answer}");
+        if operation != "download" {
+            assert_eq!(answer["source"], "l2", "{answer}");
+        }
+    }
+    // The owner's piece is not cached yet: one query, for it alone.
+    let owner_question = json!({"user_id": OWNER, "resource_type": "generation", "resource_id": GENERATION, "operation": "admin"});
+    let (_, answer) = origin.authorize(owner_question).await;
+    assert_eq!(
+        (answer["granted"].as_bool(), answer["source"].as_str()),
+        (Some(true), Some("db")),
+        "{answer}"
+    );
+    assert_eq!(origin.state.decider.facts_queries() - before, 1);
+    // A change to the generation makes its cached piece stale: the next miss reads Postgres.
+    client
+        .execute(
+            "UPDATE generation_shares SET permission_level = 'edit'",
+            &[],
+        )
+        .await
+        .expect("update");
+    origin
+        .wait_revision(support::current_revision(&client).await)
+        .await;
+    let mut body = read_question();
+    body["operation"] = json!("write");
+    let (_, answer) = origin.authorize(body).await;
+    assert_eq!(
+        (answer["granted"].as_bool(), answer["source"].as_str()),
+        (Some(true), Some("db")),
+        "{answer}"
+    );
     origin.stop().await;
 }

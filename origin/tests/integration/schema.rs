@@ -103,7 +103,11 @@ async fn the_decision_query_uses_index_scans_on_a_seeded_dataset() {
     );
     let plans = plans_of(&db.url, &sql).await;
     let joined = plans.join("\n");
-    assert!(plans.len() >= 8, "auto_explain reported {} plans:\n{joined}", plans.len());
+    assert!(
+        plans.len() >= 8,
+        "auto_explain reported {} plans:\n{joined}",
+        plans.len()
+    );
     assert!(joined.contains("Index"), "no index scan at all:\n{joined}");
     for table in &large {
         assert!(
@@ -127,12 +131,21 @@ async fn materialized_views_refresh_concurrently_and_never_decide() {
     )
     .await
     .expect("seed");
-    let config = authz_origin::config::Config::from_vars(&support::origin_vars(&db, None)).expect("config");
-    let pools = authz_origin::db::Pools::connect(&config).await.expect("pools");
+    let config =
+        authz_origin::config::Config::from_vars(&support::origin_vars(&db, None)).expect("config");
+    let pools = authz_origin::db::Pools::connect(&config)
+        .await
+        .expect("pools");
     // First refresh populates; the second runs CONCURRENTLY (unique indexes make it possible).
-    assert_eq!(authz_origin::maintenance::refresh_views(&pools).await, Ok(2));
+    assert_eq!(
+        authz_origin::maintenance::refresh_views(&pools).await,
+        Ok(2)
+    );
     let rows = client
-        .query("SELECT refreshed_concurrently FROM refresh_authorization_materialized_views()", &[])
+        .query(
+            "SELECT refreshed_concurrently FROM refresh_authorization_materialized_views()",
+            &[],
+        )
         .await
         .expect("refresh");
     assert!(rows.iter().all(|row| row.get::<_, bool>(0)));
@@ -152,5 +165,8 @@ async fn materialized_views_refresh_concurrently_and_never_decide() {
         .await
         .expect("source")
         .get(0);
-    assert!(!source.contains("mv_"), "a decision reads a materialized view");
+    assert!(
+        !source.contains("mv_"),
+        "a decision reads a materialized view"
+    );
 }

@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Origin benchmarks of BENCHMARKS.md, each beside its ceiling measured in the same run:
+#   L1 hits vs an axum hello-world, Redis hits vs redis-benchmark GET, cold (Postgres) vs
+#   pgbench -S -M prepared, and the revocation lag. Output: target/bench/origin-<time>/.
+# Usage: scripts/bench-origin.sh [seconds per run, default 15] [connections, default 64]
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+DURATION=${1:-15}
+CONNECTIONS=${2:-64}
+
+ensure_rust
+ensure_packages
+apt_install wrk
+ensure_postgres
+ensure_redis
+
+OUT="$ROOT/target/bench/origin-$(date -u +%Y%m%dT%H%M%SZ)"
+mkdir -p "$OUT"
+ADMIN_URL=$AUTHZ_PG_ADMIN_URL
+DB_URL="${ADMIN_URL%/*}/authz_bench"
+PGBENCH_DB="authz_pgbench"
+PIDS=()
+cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; done; }
+trap cleanup EXIT
+
+log "building (release)"
+cargo build --release --locked -p authz-origin -p authz-bench --bins --examples >/dev/null
+ORIGIN="$ROOT/target/release/authz-origin"
+
+log "database authz_bench: migrate and seed (medium)"
+psql "$ADMIN_URL" -qc "DROP DATABASE IF EXISTS authz_bench WITH (FORCE)" -c "CREATE DATABASE authz_bench"
+POSTGRES_PRIMARY_URL="$DB_URL" "$ORIGIN" migrate >/dev/null
+POSTGRES_PRIMARY_URL="$DB_URL" "$ORIGIN" seed --scale medium --seed 42 --quiet > "$OUT/seed.json"
+
+log "sampling 5,000 questions (owners, team members, strangers; all operations)"
+psql "$DB_URL" -Atq > "$OUT/questions.jsonl" <<'SQL'
+WITH owners AS (
+  SELECT g.user_id AS u, g.id AS r FROM generations g ORDER BY md5(g.id::text) LIMIT 2000
+), members AS (
+  SELECT m.user_id AS u, g.id AS r FROM generations g
+  JOIN project_teams pt ON pt.project_id = g.project_id
+  JOIN team_members m ON m.team_id = pt.team_id ORDER BY md5(g.id::text || m.user_id::text) LIMIT 1500
+), strangers AS (
+  SELECT u.id AS u, g.id AS r FROM (SELECT id FROM users ORDER BY md5(id::text) LIMIT 1500) u
+  JOIN LATERAL (SELECT id FROM generations ORDER BY md5(id::text || u.id::text) LIMIT 1) g ON true
+), pairs AS (SELECT * FROM owners UNION ALL SELECT * FROM members UNION ALL SELECT * FROM strangers)
+SELECT json_build_object('user_id', u, 'resource_type', 'generation', 'resource_id', r,
+       'operation', (ARRAY['read','download','write','delete','share','admin'])[1 + (abs(hashtext(u::text || r::text)) % 6)])
+FROM pairs;
+SQL
+wc -l < "$OUT/questions.jsonl" > "$OUT/questions.count"
+
+export BENCH_QUESTIONS="$OUT/questions.jsonl"
+export BENCH_TOKEN="bench-service-token-0123456789"
+COMMON=(POSTGRES_PRIMARY_URL="$DB_URL" AUTHZ_SERVICE_TOKEN="$BENCH_TOKEN"
+        AUTHZ_GRANT_TTL_MS=600000 AUTHZ_DENY_TTL_MS=600000 AUTHZ_NOT_FOUND_TTL_MS=600000
+        AUTHZ_VIEW_REFRESH_SECONDS=0 RUST_LOG=warn)
+
+wait_http() { for _ in $(seq 200); do curl -fsS "$1" >/dev/null 2>&1 && return 0; sleep 0.05; done; return 1; }
+start() { # name port env...
+  local name=$1 port=$2; shift 2
+  env "$@" AUTHZ_LISTEN="127.0.0.1:$port" "$ORIGIN" serve > "$OUT/$name.log" 2>&1 &
+  PIDS+=($!)
+  wait_http "http://127.0.0.1:$port/api/v1/health"
+}
+stop_last() { local pid=${PIDS[-1]}; kill "$pid"; wait "$pid" 2>/dev/null; unset 'PIDS[-1]'; }
+load() { # name url connections
+  wrk -t2 -c"$3" -d"${DURATION}s" --latency -s bench/post.lua "$2" > "$OUT/$1.wrk.txt"
+  echo "--- $1 (c=$3)"; grep -E "Requests/sec|^\s+(50|99)%|Non-2xx|Socket errors" "$OUT/$1.wrk.txt"
+}
+
+log "ceiling: axum hello-world"
+"$ROOT/target/release/examples/hello" 127.0.0.1:8090 & PIDS+=($!)
+sleep 0.5
+load hello http://127.0.0.1:8090 "$CONNECTIONS"
+load hello-c1 http://127.0.0.1:8090 1
+stop_last
+
+REDIS_DB="$AUTHZ_REDIS_URL/3"
+redis-cli -u "$REDIS_DB" FLUSHDB >/dev/null
+log "origin, L1 hits (warmed by a first pass)"
+start l1 8091 "${COMMON[@]}" REDIS_URL="$REDIS_DB" AUTHZ_REDIS_PREFIX=bench:
+wrk -t2 -c"$CONNECTIONS" -d10s -s bench/post.lua http://127.0.0.1:8091 >/dev/null
+load l1 http://127.0.0.1:8091 "$CONNECTIONS"
+load l1-c1 http://127.0.0.1:8091 1
+curl -s http://127.0.0.1:8091/metrics | grep -E '^authz_decisions_total' > "$OUT/l1.sources.txt"
+stop_last
+
+log "origin, Redis hits (L1 off; Redis warmed by the L1 run)"
+start l2 8092 "${COMMON[@]}" REDIS_URL="$REDIS_DB" AUTHZ_REDIS_PREFIX=bench: AUTHZ_L1_CAPACITY=0
+load l2 http://127.0.0.1:8092 "$CONNECTIONS"
+load l2-c1 http://127.0.0.1:8092 1
+curl -s http://127.0.0.1:8092/metrics | grep -E '^authz_decisions_total' > "$OUT/l2.sources.txt"
+stop_last
+log "ceiling: redis-benchmark GET"
+redis-benchmark -u "$REDIS_DB" -t get -c "$CONNECTIONS" -n 400000 -d 150 --csv > "$OUT/redis-benchmark.csv"
+redis-benchmark -u "$REDIS_DB" -t get -c 1 -n 50000 -d 150 --csv > "$OUT/redis-benchmark-c1.csv"
+cat "$OUT/redis-benchmark.csv" "$OUT/redis-benchmark-c1.csv"
+
+log "origin, cold (L1 off, no Redis: every answer from Postgres)"
+start db 8093 "${COMMON[@]}" AUTHZ_L1_CAPACITY=0
+load db http://127.0.0.1:8093 "$CONNECTIONS"
+load db-c1 http://127.0.0.1:8093 1
+curl -s http://127.0.0.1:8093/metrics | grep -E '^authz_decisions_total' > "$OUT/db.sources.txt"
+stop_last
+log "ceiling: pgbench -S -M prepared"
+psql "$ADMIN_URL" -qc "DROP DATABASE IF EXISTS $PGBENCH_DB WITH (FORCE)" -c "CREATE DATABASE $PGBENCH_DB"
+pgbench -i -q -s 10 "${ADMIN_URL%/*}/$PGBENCH_DB" >/dev/null 2>&1
+pgbench -S -M prepared -c 1 -T "$DURATION" "${ADMIN_URL%/*}/$PGBENCH_DB" > "$OUT/pgbench-c1.txt" 2>&1
+pgbench -S -M prepared -c 16 -j 2 -T "$DURATION" "${ADMIN_URL%/*}/$PGBENCH_DB" > "$OUT/pgbench-c16.txt" 2>&1
+grep -E "latency average|tps" "$OUT"/pgbench-c*.txt
+
+log "revocation lag (origin with L1 and Redis)"
+redis-cli -u "$REDIS_DB" FLUSHDB >/dev/null
+start lag 8094 "${COMMON[@]}" REDIS_URL="$REDIS_DB" AUTHZ_REDIS_PREFIX=bench:
+"$ROOT/target/release/authz-bench" revocation --origin http://127.0.0.1:8094 \
+  --service-token "$BENCH_TOKEN" --database-url "$DB_URL" --rounds 200 --json "$OUT/revocation.json"
+stop_last
+
+psql "$ADMIN_URL" -qc "DROP DATABASE IF EXISTS $PGBENCH_DB WITH (FORCE)"
+log "results in $OUT"
