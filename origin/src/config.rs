@@ -66,6 +66,24 @@ impl RedisTierName {
     }
 }
 
+/// What a cache may answer when Postgres cannot (`AUTHZ_SERVE_STALE_ON_ERROR`).
+///
+/// While the change listener is down and Postgres errors, nothing tells this process about
+/// revocations. API.md asks that cached answers go on within their TTL when Postgres is down
+/// (`all`, the default): then a revocation committed during a partition between this origin
+/// and a still-running Postgres can be served until the grant's TTL (30 s by default), which is
+/// the published bound for that fault. `denies` serves only cached denies (a deny served late
+/// never grants anything); `none` answers 503 to everything not provably fresh.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StaleOnError {
+    /// Grants and denies within their TTL.
+    All,
+    /// Denies only.
+    Denies,
+    /// Nothing.
+    None,
+}
+
 /// Everything the origin reads from its environment.
 #[derive(Clone)]
 pub struct Config {
@@ -106,6 +124,8 @@ pub struct Config {
     pub pool_max_size_overrides: HashMap<String, usize>,
     /// `AUTHZ_MIGRATE_ON_START`: apply migrations before serving (default false).
     pub migrate_on_start: bool,
+    /// `AUTHZ_SERVE_STALE_ON_ERROR`: `all` (default), `denies` or `none`.
+    pub serve_stale_on_error: StaleOnError,
     /// `AUTHZ_LISTENER_HEARTBEAT_MS`: how often the change listener proves its connection
     /// alive, and how long it waits for the answer (default 1,000 ms).
     pub listener_heartbeat: Duration,
@@ -272,6 +292,17 @@ impl Config {
             statement_timeout: millis("AUTHZ_STATEMENT_TIMEOUT_MS", 2_000)?,
             request_timeout: millis("AUTHZ_REQUEST_TIMEOUT_MS", 5_000)?,
             pool_max_size_overrides,
+            serve_stale_on_error: match get("AUTHZ_SERVE_STALE_ON_ERROR").unwrap_or("all") {
+                "all" => StaleOnError::All,
+                "denies" => StaleOnError::Denies,
+                "none" => StaleOnError::None,
+                other => {
+                    return Err(invalid(
+                        "AUTHZ_SERVE_STALE_ON_ERROR",
+                        format!("expected all, denies or none, got \"{other}\""),
+                    ));
+                }
+            },
             listener_heartbeat: millis("AUTHZ_LISTENER_HEARTBEAT_MS", 1_000)?
                 .max(Duration::from_millis(10)),
             view_refresh_interval: Duration::from_secs(number("AUTHZ_VIEW_REFRESH_SECONDS", 900)?),

@@ -4,8 +4,9 @@
 //! A cached entry is served only when the core says it is servable (logical expiry,
 //! `min_revision`) and the invalidation oracle says no change it depends on is newer. While
 //! the change listener is disconnected nothing is known about changes, so caches are bypassed
-//! and Postgres answers; if Postgres fails too, an entry still within its TTL may answer (the
-//! data cannot change while the database is down), else the answer is 503. Concurrent misses
+//! and Postgres answers; if Postgres fails too, an entry still within its TTL may answer as
+//! `AUTHZ_SERVE_STALE_ON_ERROR` allows (API.md: cached answers go on while Postgres is down;
+//! see `config::StaleOnError` for the bound that implies), else the answer is 503. Concurrent misses
 //! for one key coalesce into one Postgres query (moka's per-key compute).
 
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use moka::ops::compute::{CompResult, Op};
 
 use crate::cache::pieces::KnownPieces;
 use crate::cache::{PieceCache, RedisTier};
+use crate::config::StaleOnError;
 use crate::db::facts::{self, FactsError, Pieces};
 use crate::db::{Pools, Workload};
 use crate::error::AppError;
@@ -93,6 +95,7 @@ pub struct Decider {
     ttl: TtlPolicy,
     facts_queries: AtomicU64,
     l1_enabled: bool,
+    stale_on_error: StaleOnError,
 }
 
 impl std::fmt::Debug for Decider {
@@ -127,7 +130,30 @@ impl Decider {
             ttl,
             facts_queries: AtomicU64::new(0),
             l1_enabled: l1_capacity > 0,
+            stale_on_error: StaleOnError::All,
         }
+    }
+
+    /// What caches may answer when Postgres cannot (default: grants and denies within TTL).
+    #[must_use]
+    pub const fn with_stale_on_error(mut self, policy: StaleOnError) -> Self {
+        self.stale_on_error = policy;
+        self
+    }
+
+    /// Whether a cache may answer with `entry` now that Postgres could not.
+    fn usable_on_error(
+        &self,
+        entry: &CacheEntry,
+        now: Timestamp,
+        min_revision: Option<u64>,
+    ) -> bool {
+        let allowed = match self.stale_on_error {
+            StaleOnError::All => true,
+            StaleOnError::Denies => !entry.decision.granted,
+            StaleOnError::None => false,
+        };
+        allowed && self.usable(entry, now, min_revision)
     }
 
     /// Facts statements sent to Postgres since start (one per miss, or per batch of misses).
@@ -209,13 +235,17 @@ impl Decider {
                         // Postgres cannot answer: a cached entry may, within its TTL.
                         let fallback = existing
                             .map(|existing| Arc::clone(&existing.value().entry))
-                            .filter(|entry| self.usable(entry, now, min_revision));
+                            .filter(|entry| self.usable_on_error(entry, now, min_revision));
                         match fallback {
                             Some(entry) => Ok(Op::Put(Arc::new(Cached {
                                 entry,
                                 source: Source::L1,
                             }))),
-                            None => match self.l2_get(&l2_key, now, min_revision).await {
+                            None => match self
+                                .l2_get(&l2_key, now, min_revision)
+                                .await
+                                .filter(|entry| self.usable_on_error(entry, now, min_revision))
+                            {
                                 Some(entry) => Ok(Op::Put(Arc::new(Cached {
                                     entry: Arc::new(entry),
                                     source: Source::L2,
@@ -269,7 +299,11 @@ impl Decider {
                 self.l2_put(vec![(key.as_str().to_owned(), Arc::clone(&entry))]);
                 Ok(Answer { entry, source })
             }
-            Err(error) => match self.l2_get(key.as_str(), now, min_revision).await {
+            Err(error) => match self
+                .l2_get(key.as_str(), now, min_revision)
+                .await
+                .filter(|entry| self.usable_on_error(entry, now, min_revision))
+            {
                 Some(entry) => Ok(Answer {
                     entry: Arc::new(entry),
                     source: Source::L2,
@@ -342,7 +376,9 @@ impl Decider {
                     // Postgres cannot answer: L1 entries within their TTL may.
                     for index in misses {
                         match self.l1.get(&keys[index]).await {
-                            Some(cached) if self.usable(&cached.entry, now, questions[index].1) => {
+                            Some(cached)
+                                if self.usable_on_error(&cached.entry, now, questions[index].1) =>
+                            {
                                 answers[index] = Some(Answer {
                                     entry: Arc::clone(&cached.entry),
                                     source: Source::L1,

@@ -82,7 +82,8 @@ impl AppState {
             pieces,
             Arc::clone(&invalidation),
             config.ttl,
-        );
+        )
+        .with_stale_on_error(config.serve_stale_on_error);
         Ok(Self {
             config: Arc::new(config),
             decider: Arc::new(decider),

@@ -69,7 +69,7 @@ impl RedisTier {
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(self.timeout.max(Duration::from_millis(200)))
             .set_response_timeout(self.timeout)
-            .set_number_of_retries(1);
+            .set_number_of_retries(0);
         self.connection
             .get_or_try_init(|| ConnectionManager::new_with_config(self.client.clone(), config))
             .await

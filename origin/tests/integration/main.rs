@@ -6,5 +6,6 @@ mod api;
 mod consistency;
 mod corpus;
 mod differential;
+mod faults;
 mod schema;
 mod support;
