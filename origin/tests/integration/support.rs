@@ -252,6 +252,8 @@ pub fn origin_vars(db: &TestDb, redis: Option<&TestRedis>) -> HashMap<String, St
         ("AUTHZ_ADMIN_TOKEN", ADMIN_TOKEN),
         ("AUTHZ_JWT_SECRET", JWT_SECRET),
         ("AUTHZ_LISTEN", "127.0.0.1:0"),
+        // Tests that want warming turn it on; elsewhere it would race their query counts.
+        ("AUTHZ_WARMING_INTERVAL_SECONDS", "0"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
