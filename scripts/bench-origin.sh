@@ -20,11 +20,11 @@ ADMIN_URL=$AUTHZ_PG_ADMIN_URL
 DB_URL="${ADMIN_URL%/*}/authz_bench"
 PGBENCH_DB="authz_pgbench"
 PIDS=()
-cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; done; }
+cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true; done; }
 trap cleanup EXIT
 
 log "building (release)"
-cargo build --release --locked -p authz-origin -p authz-bench --bins --examples >/dev/null
+[ -n "${BENCH_SKIP_BUILD:-}" ] || cargo build --release --locked -p authz-origin -p authz-bench --bins --examples >/dev/null
 ORIGIN="$ROOT/target/release/authz-origin"
 
 log "database authz_bench: migrate and seed (medium)"
@@ -41,8 +41,10 @@ WITH owners AS (
   JOIN project_teams pt ON pt.project_id = g.project_id
   JOIN team_members m ON m.team_id = pt.team_id ORDER BY md5(g.id::text || m.user_id::text) LIMIT 1500
 ), strangers AS (
-  SELECT u.id AS u, g.id AS r FROM (SELECT id FROM users ORDER BY md5(id::text) LIMIT 1500) u
-  JOIN LATERAL (SELECT id FROM generations ORDER BY md5(id::text || u.id::text) LIMIT 1) g ON true
+  SELECT u.id AS u, g.id AS r
+  FROM (SELECT id, row_number() OVER (ORDER BY md5(id::text)) AS n FROM users LIMIT 1500) u
+  JOIN (SELECT id, row_number() OVER (ORDER BY md5(id::text || 'x')) AS n FROM generations LIMIT 1500) g
+    ON g.n = u.n
 ), pairs AS (SELECT * FROM owners UNION ALL SELECT * FROM members UNION ALL SELECT * FROM strangers)
 SELECT json_build_object('user_id', u, 'resource_type', 'generation', 'resource_id', r,
        'operation', (ARRAY['read','download','write','delete','share','admin'])[1 + (abs(hashtext(u::text || r::text)) % 6)])
@@ -63,9 +65,11 @@ start() { # name port env...
   PIDS+=($!)
   wait_http "http://127.0.0.1:$port/api/v1/health"
 }
-stop_last() { local pid=${PIDS[-1]}; kill "$pid"; wait "$pid" 2>/dev/null; unset 'PIDS[-1]'; }
+stop_last() { local pid=${PIDS[-1]}; kill "$pid"; wait "$pid" 2>/dev/null || true; unset 'PIDS[-1]'; }
 load() { # name url connections
-  wrk -t2 -c"$3" -d"${DURATION}s" --latency -s bench/post.lua "$2" > "$OUT/$1.wrk.txt"
+  local threads=2
+  [ "$3" -lt 2 ] && threads=1
+  wrk -t"$threads" -c"$3" -d"${DURATION}s" --latency -s bench/post.lua "$2" > "$OUT/$1.wrk.txt"
   echo "--- $1 (c=$3)"; grep -E "Requests/sec|^\s+(50|99)%|Non-2xx|Socket errors" "$OUT/$1.wrk.txt"
 }
 

@@ -38,7 +38,8 @@ ensure_rust() {
 }
 
 ensure_packages() {
-  apt_install postgresql postgresql-contrib redis-server redis-tools build-essential pkg-config
+  apt_install postgresql postgresql-contrib redis-server redis-tools build-essential pkg-config \
+    chromium curl
 }
 
 # Postgres: the machine's on 127.0.0.1:5432 when it accepts `postgres` without a password,

@@ -66,8 +66,13 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let reader = uuid::Uuid::new_v4();
     let generation = uuid::Uuid::new_v4();
     db.execute(
-        "INSERT INTO users (id, email) VALUES ($1, $1::text || '@bench.invalid'), ($2, $2::text || '@bench.invalid')",
-        &[&owner, &reader],
+        "INSERT INTO users (id, email) VALUES ($1, $2), ($3, $4)",
+        &[
+            &owner,
+            &format!("{owner}@bench.invalid"),
+            &reader,
+            &format!("{reader}@bench.invalid"),
+        ],
     )
     .await?;
     db.execute(

@@ -17,7 +17,7 @@ pub struct ConfigError {
     message: String,
 }
 
-fn invalid(variable: &'static str, message: impl Into<String>) -> ConfigError {
+pub(crate) fn invalid(variable: &'static str, message: impl Into<String>) -> ConfigError {
     ConfigError {
         variable,
         message: message.into(),
@@ -124,11 +124,18 @@ pub struct Config {
     pub pool_max_size_overrides: HashMap<String, usize>,
     /// `AUTHZ_MIGRATE_ON_START`: apply migrations before serving (default false).
     pub migrate_on_start: bool,
+    /// `AUTHZ_RATE_LIMIT*`: the rate limits of `/v1/*` (see `rate_limit`).
+    pub rate_limit: crate::rate_limit::RateLimitConfig,
+    /// `AUTHZ_METRICS_*`, `AUTHZ_ALERT_*`, `AUTHZ_ADMIN_SESSION_SECONDS`: monitoring.
+    pub monitoring: MonitoringConfig,
     /// `AUTHZ_SERVE_STALE_ON_ERROR`: `all` (default), `denies` or `none`.
     pub serve_stale_on_error: StaleOnError,
     /// `AUTHZ_LISTENER_HEARTBEAT_MS`: how often the change listener proves its connection
     /// alive, and how long it waits for the answer (default 1,000 ms).
     pub listener_heartbeat: Duration,
+    /// `AUTHZ_WARMING_INTERVAL_SECONDS`: cache warming from `cache_warming_patterns` once the
+    /// listener connects and then this often (default 300; 0 turns warming off).
+    pub warming_interval: Duration,
     /// `AUTHZ_VIEW_REFRESH_SECONDS`: how often the origin refreshes the materialized views when
     /// the server has no `pg_cron` (default 900; 0 turns it off).
     pub view_refresh_interval: Duration,
@@ -305,8 +312,114 @@ impl Config {
             },
             listener_heartbeat: millis("AUTHZ_LISTENER_HEARTBEAT_MS", 1_000)?
                 .max(Duration::from_millis(10)),
+            warming_interval: Duration::from_secs(number("AUTHZ_WARMING_INTERVAL_SECONDS", 300)?),
             view_refresh_interval: Duration::from_secs(number("AUTHZ_VIEW_REFRESH_SECONDS", 900)?),
             migrate_on_start: matches!(get("AUTHZ_MIGRATE_ON_START"), Some("1" | "true" | "yes")),
+            monitoring: MonitoringConfig::from_vars(vars)?,
+            rate_limit: crate::rate_limit::RateLimitConfig::from_vars(vars)?,
+        })
+    }
+}
+
+/// The monitoring settings (see `monitoring`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MonitoringConfig {
+    /// `AUTHZ_METRICS_PERSIST_SECONDS`: how often one batched write of the aggregates and the
+    /// pools' health goes to the performance tables (default 10; 0 turns persistence off).
+    pub persist_interval: Duration,
+    /// `AUTHZ_ALERT_INTERVAL_SECONDS`: how often `performance_thresholds` are evaluated
+    /// (default 30; 0 turns alerting off).
+    pub alert_interval: Duration,
+    /// `AUTHZ_ALERT_WINDOW_SECONDS`: the span they are evaluated over, 10 to 3,600
+    /// (default 300).
+    pub alert_window: Duration,
+    /// `AUTHZ_ALERT_WEBHOOK_URL`: an `http://` URL that receives each alert event as JSON
+    /// (default none: alerts are only logged and written).
+    pub alert_webhook_url: Option<String>,
+    /// `AUTHZ_ALERT_WEBHOOK_TIMEOUT_MS`: the deadline of one webhook call (default 5,000).
+    pub alert_webhook_timeout: Duration,
+    /// `AUTHZ_ALERT_WEBHOOK_RETRIES`: further attempts after a failed call, with doubling
+    /// pauses from 250 ms (default 3, at most 10).
+    pub alert_webhook_retries: u32,
+    /// `AUTHZ_ADMIN_SESSION_SECONDS`: the lifetime of the dashboard page's login cookie
+    /// (default 28,800, 8 hours).
+    pub admin_session: Duration,
+}
+
+impl MonitoringConfig {
+    /// Reads the monitoring variables of `vars`.
+    pub fn from_vars(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| {
+            vars.get(name)
+                .map(|value| value.trim())
+                .filter(|v| !v.is_empty())
+        };
+        let number = |name: &'static str, default: u64, min: u64, max: u64| {
+            let value = get(name).map_or(Ok(default), |text| {
+                text.parse::<u64>()
+                    .map_err(|_| invalid(name, format!("expected a number, got \"{text}\"")))
+            })?;
+            if !(min..=max).contains(&value) {
+                return Err(invalid(
+                    name,
+                    format!("expected {min} to {max}, got {value}"),
+                ));
+            }
+            Ok(value)
+        };
+        let alert_webhook_url = get("AUTHZ_ALERT_WEBHOOK_URL")
+            .map(|url| {
+                let parsed = reqwest::Url::parse(url).map_err(|_| {
+                    invalid("AUTHZ_ALERT_WEBHOOK_URL", format!("not a url: \"{url}\""))
+                })?;
+                match parsed.scheme() {
+                    "http" if parsed.host_str().is_some() => Ok(url.to_owned()),
+                    "https" => Err(invalid(
+                        "AUTHZ_ALERT_WEBHOOK_URL",
+                        "https is not supported (the origin is built without TLS); \
+                         point it at an http relay",
+                    )),
+                    _ => Err(invalid(
+                        "AUTHZ_ALERT_WEBHOOK_URL",
+                        format!("expected an http:// url, got \"{url}\""),
+                    )),
+                }
+            })
+            .transpose()?;
+        Ok(Self {
+            persist_interval: Duration::from_secs(number(
+                "AUTHZ_METRICS_PERSIST_SECONDS",
+                10,
+                0,
+                3_600,
+            )?),
+            alert_interval: Duration::from_secs(number(
+                "AUTHZ_ALERT_INTERVAL_SECONDS",
+                30,
+                0,
+                3_600,
+            )?),
+            alert_window: Duration::from_secs(number(
+                "AUTHZ_ALERT_WINDOW_SECONDS",
+                300,
+                10,
+                3_600,
+            )?),
+            alert_webhook_url,
+            alert_webhook_timeout: Duration::from_millis(number(
+                "AUTHZ_ALERT_WEBHOOK_TIMEOUT_MS",
+                5_000,
+                1,
+                600_000,
+            )?),
+            alert_webhook_retries: u32::try_from(number("AUTHZ_ALERT_WEBHOOK_RETRIES", 3, 0, 10)?)
+                .unwrap_or(3),
+            admin_session: Duration::from_secs(number(
+                "AUTHZ_ADMIN_SESSION_SECONDS",
+                28_800,
+                60,
+                604_800,
+            )?),
         })
     }
 }
@@ -393,5 +506,48 @@ mod tests {
             ],
             "invalid AUTHZ_JWT_SECRET: must be at least 32 bytes",
         );
+    }
+
+    #[test]
+    fn monitoring_defaults_and_errors() {
+        let config = MonitoringConfig::from_vars(&vars(&[])).unwrap();
+        assert_eq!(config.persist_interval, Duration::from_secs(10));
+        assert_eq!(config.alert_interval, Duration::from_secs(30));
+        assert_eq!(config.alert_window, Duration::from_secs(300));
+        assert_eq!(config.alert_webhook_url, None);
+        assert_eq!(config.alert_webhook_retries, 3);
+        let db = ("DATABASE_URL", "postgres://x@127.0.0.1/db");
+        check_error(
+            &[db, ("AUTHZ_ALERT_WINDOW_SECONDS", "5")],
+            "invalid AUTHZ_ALERT_WINDOW_SECONDS: expected 10 to 3600, got 5",
+        );
+        check_error(
+            &[db, ("AUTHZ_ALERT_WINDOW_SECONDS", "0")],
+            "invalid AUTHZ_ALERT_WINDOW_SECONDS: expected 10 to 3600, got 0",
+        );
+        check_error(
+            &[db, ("AUTHZ_ALERT_INTERVAL_SECONDS", "often")],
+            "invalid AUTHZ_ALERT_INTERVAL_SECONDS: expected a number, got \"often\"",
+        );
+        check_error(
+            &[db, ("AUTHZ_ALERT_WEBHOOK_URL", "ftp://example.test/hook")],
+            "invalid AUTHZ_ALERT_WEBHOOK_URL: expected an http:// url, got \"ftp://example.test/hook\"",
+        );
+        check_error(
+            &[db, ("AUTHZ_ALERT_WEBHOOK_URL", "https://example.test/hook")],
+            "invalid AUTHZ_ALERT_WEBHOOK_URL: https is not supported (the origin is built without \
+             TLS); point it at an http relay",
+        );
+        let config = Config::from_vars(&vars(&[
+            db,
+            ("AUTHZ_ALERT_WEBHOOK_URL", "http://127.0.0.1:9/hook"),
+            ("AUTHZ_METRICS_PERSIST_SECONDS", "0"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            config.monitoring.alert_webhook_url.as_deref(),
+            Some("http://127.0.0.1:9/hook")
+        );
+        assert!(config.monitoring.persist_interval.is_zero());
     }
 }

@@ -532,7 +532,7 @@ impl Decider {
     ) -> Result<Pieces, FactsError> {
         if self.pools.has_replica() {
             self.facts_queries.fetch_add(1, Ordering::Relaxed);
-            let pool = self.pools.pool(Workload::AuthorizationReplica);
+            let pool = self.pools.named(Workload::AuthorizationReplica);
             if let Ok(pieces) = facts::load(pool, users, resources).await {
                 let revision = pieces.revision;
                 let fresh = min_revision.is_none_or(|min| revision >= min)
@@ -552,7 +552,7 @@ impl Decider {
         }
         self.facts_queries.fetch_add(1, Ordering::Relaxed);
         facts::load(
-            self.pools.pool(Workload::AuthorizationPrimary),
+            self.pools.named(Workload::AuthorizationPrimary),
             users,
             resources,
         )

@@ -7,6 +7,11 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+/// The API.md code of an error response, left in the response's extensions so that the
+/// request middleware can count errors by code without parsing bodies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ErrorCode(pub &'static str);
+
 /// Every error the HTTP API can answer with.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -115,6 +120,7 @@ impl IntoResponse for AppError {
         }
         metrics::counter!("authz_errors_total", "code" => self.code()).increment(1);
         let mut response = (status, Json(json!({ "error": error }))).into_response();
+        response.extensions_mut().insert(ErrorCode(self.code()));
         match self {
             Self::RateLimited {
                 retry_after_seconds,

@@ -8,7 +8,7 @@ use authz_core::jwt::{JwtKey, sign_hs256};
 use authz_origin::config::Config;
 use authz_origin::seed::{self, Scale, SeedOptions};
 use authz_origin::state::AppState;
-use authz_origin::{db, server};
+use authz_origin::{db, server, validate};
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
@@ -45,6 +45,10 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
+    /// Validate a deployment: schema, Redis tiers, latency, concurrency and the improvement
+    /// over a naive baseline, as ✅/❌ lines; exits non-zero when any check fails. Reads the
+    /// origin's environment (REDIS_*, AUTHZ_REDIS_PREFIX, POSTGRES_REPLICA_URL, ...).
+    Validate(Box<ValidateArgs>),
     /// Print a development end-user JWT signed with AUTHZ_JWT_SECRET.
     Token {
         /// The user id (the token's `sub`).
@@ -54,6 +58,69 @@ enum Command {
         #[arg(long, default_value_t = 3_600)]
         ttl_seconds: i64,
     },
+}
+
+/// The arguments of `validate` (see `authz_origin::validate`).
+#[derive(Debug, clap::Args)]
+struct ValidateArgs {
+    /// The database (else POSTGRES_PRIMARY_URL, else DATABASE_URL).
+    #[arg(long)]
+    database_url: Option<String>,
+    /// The running origin to measure, e.g. http://127.0.0.1:8080 (performance, concurrency,
+    /// improvement).
+    #[arg(long, env = "AUTHZ_ORIGIN_URL")]
+    origin: Option<String>,
+    /// The origin's service token.
+    #[arg(long, env = "AUTHZ_SERVICE_TOKEN", hide_env_values = true)]
+    service_token: Option<String>,
+    /// Run only this phase (repeatable); all by default.
+    #[arg(long = "phase", value_enum)]
+    phases: Vec<validate::Phase>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+    /// performance: sequential requests.
+    #[arg(long, default_value_t = 1_000)]
+    requests: usize,
+    /// concurrency: requests in flight at once.
+    #[arg(long, default_value_t = 200)]
+    concurrency: usize,
+    /// concurrency: requests in all.
+    #[arg(long, default_value_t = 2_000)]
+    concurrent_requests: usize,
+    /// improvement: questions asked of both the baseline and the origin.
+    #[arg(long, default_value_t = 300)]
+    samples: usize,
+    /// improvement: the least improvement of the mean that passes, in percent.
+    #[arg(long, default_value_t = validate::baseline::DEFAULT_BAR_PERCENT)]
+    improvement_bar: f64,
+    /// The sampling seed.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+}
+
+async fn validate_command(args: ValidateArgs) -> anyhow::Result<bool> {
+    let mut vars: std::collections::HashMap<String, String> = std::env::vars().collect();
+    if let Some(url) = args.database_url {
+        vars.insert("POSTGRES_PRIMARY_URL".to_owned(), url);
+    }
+    let mut options = validate::ValidateOptions::new(vars);
+    options.origin = args.origin;
+    options.service_token = args.service_token;
+    options.phases = args.phases;
+    options.requests = args.requests;
+    options.concurrency = args.concurrency;
+    options.concurrent_requests = args.concurrent_requests;
+    options.samples = args.samples;
+    options.improvement_bar_percent = args.improvement_bar;
+    options.seed = args.seed;
+    let report = validate::run(&options).await;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.render_text());
+    }
+    Ok(report.passed)
 }
 
 fn database_url() -> anyhow::Result<String> {
@@ -107,6 +174,11 @@ async fn main() -> anyhow::Result<()> {
             .await?;
             driver.abort();
             println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        Command::Validate(args) => {
+            if !validate_command(*args).await? {
+                std::process::exit(1);
+            }
         }
         Command::Token { user, ttl_seconds } => {
             let secret =

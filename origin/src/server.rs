@@ -1,6 +1,7 @@
 //! Serving: binds, serves the router with graceful shutdown, and runs the background tasks.
 
 use std::future::Future;
+use std::net::SocketAddr;
 
 use tokio::net::TcpListener;
 
@@ -15,9 +16,13 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let background = state.spawn_background();
     let app = router(state);
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    // With the peer address, which the per-IP rate limit keys on (`rate_limit::ClientIp`).
+    let result = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await;
     for task in background {
         task.abort();
     }

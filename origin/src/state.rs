@@ -28,6 +28,12 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// When the process started.
     pub started_at: Instant,
+    /// The monitoring window, alerts and dashboard state.
+    pub monitoring: Arc<crate::monitoring::Monitoring>,
+    /// The rate limits of `/v1/*`.
+    pub rate_limits: Arc<crate::rate_limit::RateLimits>,
+    /// The last cache-warming pass, once one ran.
+    pub last_warming: Arc<std::sync::Mutex<Option<crate::warming::WarmReport>>>,
 }
 
 /// The process-wide Prometheus recorder (installed once, even when tests build several states).
@@ -84,28 +90,44 @@ impl AppState {
             config.ttl,
         )
         .with_stale_on_error(config.serve_stale_on_error);
+        let rate_limits = crate::rate_limit::RateLimits::new(config.rate_limit);
+        let monitoring = Arc::new(crate::monitoring::Monitoring::new(
+            config.monitoring.clone(),
+        ));
         Ok(Self {
+            monitoring,
             config: Arc::new(config),
             decider: Arc::new(decider),
             redis_tiers: Arc::new(redis_tiers),
             invalidation,
             metrics: metrics_handle(),
             started_at: Instant::now(),
+            rate_limits,
+            last_warming: Arc::new(std::sync::Mutex::new(None)),
         })
     }
 
-    /// Starts the background work: the invalidation listener and the maintenance jobs.
+    /// Starts the background work: monitoring, the invalidation listener, warming and the
+    /// maintenance jobs.
     pub fn spawn_background(&self) -> Vec<tokio::task::JoinHandle<()>> {
-        vec![
+        let mut tasks = crate::monitoring::spawn(self);
+        tasks.extend([
             tokio::spawn(crate::invalidation::listen_forever(
                 self.config.postgres_primary_url.clone(),
                 Arc::clone(&self.invalidation),
                 self.config.listener_heartbeat,
             )),
+            tokio::spawn(crate::warming::run_forever(
+                Arc::clone(&self.decider),
+                Arc::clone(&self.invalidation),
+                self.config.warming_interval,
+                Arc::clone(&self.last_warming),
+            )),
             tokio::spawn(crate::maintenance::run_forever(
                 self.decider.pools().clone(),
                 self.config.view_refresh_interval,
             )),
-        ]
+        ]);
+        tasks
     }
 }

@@ -8,4 +8,4 @@ pub mod redis_tier;
 
 pub use breaker::{Breaker, BreakerState};
 pub use pieces::PieceCache;
-pub use redis_tier::RedisTier;
+pub use redis_tier::{RedisTier, TierStatsSnapshot};

@@ -3,6 +3,7 @@
 //! write, never an error for the caller: Redis is an accelerator, Postgres is the truth.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use redis::AsyncCommands;
@@ -12,6 +13,53 @@ use tokio::sync::OnceCell;
 use super::breaker::{Breaker, BreakerState};
 use crate::config::RedisTierName;
 
+/// A tier's counters since start, read by monitoring (relaxed atomics).
+#[derive(Debug, Default)]
+pub struct TierStats {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    commands: AtomicU64,
+    command_micros_total: AtomicU64,
+    errors: AtomicU64,
+}
+
+/// A copy of [`TierStats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TierStatsSnapshot {
+    /// Keys read that held a value.
+    pub hits: u64,
+    /// Keys read that held none (or could not be read).
+    pub misses: u64,
+    /// Commands sent.
+    pub commands: u64,
+    /// Their total duration, in µs.
+    pub command_micros_total: u64,
+    /// Commands that failed or timed out.
+    pub errors: u64,
+}
+
+impl TierStats {
+    fn lookups(&self, tier: &'static str, hits: u64, misses: u64) {
+        self.hits.fetch_add(hits, Ordering::Relaxed);
+        self.misses.fetch_add(misses, Ordering::Relaxed);
+        metrics::counter!("authz_redis_lookups_total", "tier" => tier, "result" => "hit")
+            .increment(hits);
+        metrics::counter!("authz_redis_lookups_total", "tier" => tier, "result" => "miss")
+            .increment(misses);
+    }
+
+    /// The counters now.
+    pub fn snapshot(&self) -> TierStatsSnapshot {
+        TierStatsSnapshot {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+            commands: self.commands.load(Ordering::Relaxed),
+            command_micros_total: self.command_micros_total.load(Ordering::Relaxed),
+            errors: self.errors.load(Ordering::Relaxed),
+        }
+    }
+}
+
 /// A Redis tier.
 pub struct RedisTier {
     name: RedisTierName,
@@ -20,6 +68,7 @@ pub struct RedisTier {
     prefix: String,
     timeout: Duration,
     breaker: Breaker,
+    stats: TierStats,
 }
 
 impl std::fmt::Debug for RedisTier {
@@ -47,6 +96,7 @@ impl RedisTier {
             prefix: format!("{prefix}{}:", name.as_str()),
             timeout,
             breaker,
+            stats: TierStats::default(),
         }))
     }
 
@@ -58,6 +108,11 @@ impl RedisTier {
     /// The breaker's state.
     pub fn breaker_state(&self) -> BreakerState {
         self.breaker.state()
+    }
+
+    /// The tier's counters.
+    pub const fn stats(&self) -> &TierStats {
+        &self.stats
     }
 
     /// The full Redis key of `key` in this tier.
@@ -94,8 +149,17 @@ impl RedisTier {
         })
         .await;
         let tier = self.name.as_str();
+        let elapsed = started.elapsed();
         metrics::histogram!("authz_redis_command_seconds", "tier" => tier, "operation" => operation)
-            .record(started.elapsed().as_secs_f64());
+            .record(elapsed.as_secs_f64());
+        self.stats.commands.fetch_add(1, Ordering::Relaxed);
+        self.stats.command_micros_total.fetch_add(
+            u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        if !matches!(outcome, Ok(Ok(_))) {
+            self.stats.errors.fetch_add(1, Ordering::Relaxed);
+        }
         match outcome {
             Ok(Ok(value)) => {
                 self.breaker.success();
@@ -120,11 +184,15 @@ impl RedisTier {
     /// `GET` one key (unprefixed).
     pub async fn get(&self, key: &str) -> Option<String> {
         let key = self.key(key);
-        self.run("get", |mut connection| async move {
-            connection.get::<_, Option<String>>(key).await
-        })
-        .await
-        .flatten()
+        let value = self
+            .run("get", |mut connection| async move {
+                connection.get::<_, Option<String>>(key).await
+            })
+            .await
+            .flatten();
+        let hit = u64::from(value.is_some());
+        self.stats.lookups(self.name.as_str(), hit, 1 - hit);
+        value
     }
 
     /// `MGET` keys (unprefixed), in order; all `None` when Redis is unavailable.
@@ -142,9 +210,13 @@ impl RedisTier {
                     .await
             })
             .await;
-        values
+        let values = values
             .filter(|values| values.len() == keys.len())
-            .unwrap_or_else(|| vec![None; keys.len()])
+            .unwrap_or_else(|| vec![None; keys.len()]);
+        let hits = values.iter().filter(|value| value.is_some()).count() as u64;
+        self.stats
+            .lookups(self.name.as_str(), hits, keys.len() as u64 - hits);
+        values
     }
 
     /// `SET key value PX ttl` for each item, in one pipeline.

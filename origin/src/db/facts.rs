@@ -7,8 +7,9 @@ use std::collections::HashMap;
 
 use authz_core::pieces::{ResourcePiece, UserPiece};
 use authz_core::{Resource, UserId};
-use deadpool_postgres::Pool;
 use uuid::Uuid;
+
+use super::NamedPool;
 
 /// Why facts could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -49,9 +50,22 @@ const PIECES_SQL: &str = "SELECT authz_current_revision(), \
        (SELECT coalesce(jsonb_agg(authz_resource_piece(t, r) ORDER BY n), '[]'::jsonb) \
           FROM unnest($2::text[], $3::uuid[]) WITH ORDINALITY AS y(t, r, n))";
 
-/// Reads the pieces of `users` and `resources` in one statement.
+/// Reads the pieces of `users` and `resources` in one statement. The wait for a connection
+/// and failed queries are counted in the pool's stats.
 pub async fn load(
-    pool: &Pool,
+    pool: &NamedPool,
+    users: &[UserId],
+    resources: &[Resource],
+) -> Result<Pieces, FactsError> {
+    let result = load_on(pool, users, resources).await;
+    if matches!(result, Err(FactsError::Query(_))) {
+        pool.stats.record_error();
+    }
+    result
+}
+
+async fn load_on(
+    pool: &NamedPool,
     users: &[UserId],
     resources: &[Resource],
 ) -> Result<Pieces, FactsError> {

@@ -9,9 +9,13 @@ pub mod facts;
 pub mod migrate;
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{
+    Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
+};
 use tokio_postgres::NoTls;
 
 use crate::config::{Config, POOL_NAMES};
@@ -52,13 +56,85 @@ impl PoolSettings {
     }
 }
 
+/// How taking connections from one pool went since start: waits and failures. Read by
+/// monitoring; updated with relaxed atomics, so reading never blocks a request.
+#[derive(Debug, Default)]
+pub struct PoolStats {
+    acquired: AtomicU64,
+    wait_micros_total: AtomicU64,
+    wait_micros_max: AtomicU64,
+    errors: AtomicU64,
+}
+
+/// A copy of [`PoolStats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PoolStatsSnapshot {
+    /// Connections handed out.
+    pub acquired: u64,
+    /// Total time callers waited for them, in µs.
+    pub wait_micros_total: u64,
+    /// The longest wait, in µs.
+    pub wait_micros_max: u64,
+    /// Failed acquisitions (timeouts, connection errors) and failed queries.
+    pub errors: u64,
+}
+
+impl PoolStats {
+    fn record_acquire(&self, waited: Duration, ok: bool) {
+        let micros = u64::try_from(waited.as_micros()).unwrap_or(u64::MAX);
+        self.wait_micros_total.fetch_add(micros, Ordering::Relaxed);
+        self.wait_micros_max.fetch_max(micros, Ordering::Relaxed);
+        if ok {
+            self.acquired.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts a failed query on a connection of this pool.
+    pub fn record_error(&self) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The counters now.
+    pub fn snapshot(&self) -> PoolStatsSnapshot {
+        PoolStatsSnapshot {
+            acquired: self.acquired.load(Ordering::Relaxed),
+            wait_micros_total: self.wait_micros_total.load(Ordering::Relaxed),
+            wait_micros_max: self.wait_micros_max.load(Ordering::Relaxed),
+            errors: self.errors.load(Ordering::Relaxed),
+        }
+    }
+}
+
 /// A named pool and its settings.
 #[derive(Debug, Clone)]
 pub struct NamedPool {
+    /// Its name (one of `POOL_NAMES`).
+    pub name: &'static str,
     /// Its settings.
     pub settings: PoolSettings,
     /// The pool.
     pub pool: Pool,
+    /// Waits and failures of taking its connections.
+    pub stats: Arc<PoolStats>,
+}
+
+impl NamedPool {
+    /// Takes a connection, timing the wait (`authz_pool_wait_seconds`) and counting failures.
+    pub async fn get(&self) -> Result<Object, PoolError> {
+        let started = Instant::now();
+        let result = self.pool.get().await;
+        let waited = started.elapsed();
+        self.stats.record_acquire(waited, result.is_ok());
+        metrics::histogram!("authz_pool_wait_seconds", "pool" => self.name)
+            .record(waited.as_secs_f64());
+        if result.is_err() {
+            metrics::counter!("authz_pool_errors_total", "pool" => self.name, "kind" => "acquire")
+                .increment(1);
+        }
+        result
+    }
 }
 
 /// Every pool of the origin.
@@ -104,7 +180,15 @@ impl Pools {
                 _ => &config.postgres_primary_url,
             };
             let pool = build_pool(url, &settings, name)?;
-            pools.insert(name.to_owned(), NamedPool { settings, pool });
+            pools.insert(
+                name.to_owned(),
+                NamedPool {
+                    name,
+                    settings,
+                    pool,
+                    stats: Arc::default(),
+                },
+            );
         }
         Ok(Self {
             pools,
@@ -114,6 +198,11 @@ impl Pools {
 
     /// The pool for `workload`.
     pub fn pool(&self, workload: Workload) -> &Pool {
+        &self.named(workload).pool
+    }
+
+    /// The pool for `workload`, with its name and counters.
+    pub fn named(&self, workload: Workload) -> &NamedPool {
         let name = match workload {
             Workload::AuthorizationReplica if self.has_replica => "authorization_replica",
             Workload::AuthorizationReplica | Workload::AuthorizationPrimary => {
@@ -125,7 +214,7 @@ impl Pools {
             Workload::Maintenance => "maintenance",
         };
         // Every name of POOL_NAMES is inserted by `connect`.
-        &self.pools[name].pool
+        &self.pools[name]
     }
 
     /// Whether a replica URL is configured.

@@ -1,25 +1,37 @@
 //! `POST /v1/authorize` and `POST /v1/authorize/batch`.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use authz_core::wire::WireDecision;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Value, json};
 
 use super::request::{json_object, parse_batch, parse_check, read_body};
 use crate::auth::authenticate;
 use crate::decision::{Answer, now};
 use crate::error::AppError;
+use crate::rate_limit::ClientIp;
 use crate::state::AppState;
 
 fn wire(answer: &Answer) -> WireDecision {
     WireDecision::from_entry(&answer.entry, now(), answer.source)
 }
 
-fn record(answer: &Answer, started: Instant) {
+/// `Server-Timing: decide;dur=<ms>`: the time from the parsed question to the decision, so a
+/// client can tell the origin's answer latency from the transport's (`validate` compares it
+/// with its naive baseline). It tells nothing `source` does not already tell.
+fn server_timing(decided: Duration) -> [(HeaderName, HeaderValue); 1] {
+    let value = format!("decide;dur={:.3}", decided.as_secs_f64() * 1_000.0);
+    [(
+        HeaderName::from_static("server-timing"),
+        HeaderValue::from_str(&value).unwrap_or(HeaderValue::from_static("decide")),
+    )]
+}
+
+fn record(state: &AppState, answer: &Answer, started: Instant) {
     let source = match answer.source {
         authz_core::wire::Source::L1 => "l1",
         authz_core::wire::Source::L2 => "l2",
@@ -33,19 +45,25 @@ fn record(answer: &Answer, started: Instant) {
     };
     metrics::counter!("authz_decisions_total", "source" => source, "granted" => granted)
         .increment(1);
+    let elapsed = started.elapsed();
     metrics::histogram!("authz_decision_duration_seconds", "source" => source)
-        .record(started.elapsed().as_secs_f64());
+        .record(elapsed.as_secs_f64());
+    state
+        .monitoring
+        .record_decision(answer.source, answer.entry.decision.granted, elapsed);
 }
 
 /// One decision.
 pub async fn authorize(
     State(state): State<AppState>,
+    ClientIp(client): ClientIp,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<WireDecision>, AppError> {
+) -> Result<([(HeaderName, HeaderValue); 1], Json<WireDecision>), AppError> {
     let caller = authenticate(&headers, &state.config)?;
     let bytes = read_body(body).await?;
     let (question, min_revision) = parse_check(&json_object(&bytes)?, "", caller)?;
+    state.rate_limits.check(caller, client, 1)?;
     let started = Instant::now();
     let answer = tokio::time::timeout(
         state.config.request_timeout,
@@ -53,19 +71,23 @@ pub async fn authorize(
     )
     .await
     .map_err(|_| AppError::Unavailable("decision timed out".to_owned()))??;
-    record(&answer, started);
-    Ok(Json(wire(&answer)))
+    let decided = started.elapsed();
+    record(&state, &answer, started);
+    Ok((server_timing(decided), Json(wire(&answer))))
 }
 
 /// Up to 100 decisions, in order.
 pub async fn authorize_batch(
     State(state): State<AppState>,
+    ClientIp(client): ClientIp,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Value>, AppError> {
+) -> Result<([(HeaderName, HeaderValue); 1], Json<Value>), AppError> {
     let caller = authenticate(&headers, &state.config)?;
     let bytes = read_body(body).await?;
     let checks = parse_batch(&json_object(&bytes)?, caller)?;
+    // Each check counts (see `rate_limit`).
+    state.rate_limits.check(caller, client, checks.len())?;
     let started = Instant::now();
     let answers = tokio::time::timeout(
         state.config.request_timeout,
@@ -73,9 +95,10 @@ pub async fn authorize_batch(
     )
     .await
     .map_err(|_| AppError::Unavailable("batch timed out".to_owned()))??;
+    let decided = started.elapsed();
     for answer in &answers {
-        record(answer, started);
+        record(&state, answer, started);
     }
     let results: Vec<WireDecision> = answers.iter().map(wire).collect();
-    Ok(Json(json!({ "results": results })))
+    Ok((server_timing(decided), Json(json!({ "results": results }))))
 }

@@ -821,7 +821,13 @@ async fn postgres_stopped_cached_answers_continue_misses_get_503_and_nothing_is_
         let reply = ask(&origin, missing.clone()).await;
         if reply.status == 200 {
             assert_eq!(reply.granted(), Some(true), "{}", reply.body);
-            assert_eq!(reply.source(), Some("db"), "{}", reply.body);
+            // Computed from the database once it is back: by this request, or by an earlier
+            // attempt whose answer lost a race with the 503 path (then it is served from L1).
+            assert!(
+                matches!(reply.source(), Some("db" | "l1")),
+                "{}",
+                reply.body
+            );
             break restarted.elapsed();
         }
         assert_eq!(reply.status, 503, "{}", reply.body);

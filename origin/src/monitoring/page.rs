@@ -1,0 +1,467 @@
+//! `GET /admin/`: the dashboard page, server-rendered HTML with inline SVG charts (latency
+//! percentiles, throughput, hit rate per tier, pool utilisation over the last hour) and the
+//! open alerts; it reloads itself every 10 s, loads nothing from anywhere (a
+//! `default-src 'none'` content security policy proves it) and needs no script.
+//!
+//! Credentials: an admin `Authorization: Bearer` header, or the session cookie of the login
+//! form or of a one-time login link (see `session`). Without them: 401 (the login form for a
+//! browser asking for HTML, API.md's JSON error otherwise); with another valid credential:
+//! 403. Nothing about the service is shown before login.
+
+use std::fmt::Write as _;
+
+use axum::Form;
+use axum::extract::rejection::FormRejection;
+use axum::extract::{RawQuery, State};
+use axum::http::header::{
+    ACCEPT, AUTHORIZATION, CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, LOCATION,
+    REFERRER_POLICY, SET_COOKIE, WWW_AUTHENTICATE, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
+};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+use subtle::ConstantTimeEq;
+
+use super::pools::snapshot;
+use super::session::{self, LINK_LIFETIME};
+use super::svg::{Chart, Series, clock, escape, line_chart};
+use super::tier::tier_of;
+use super::window::{RING_SECONDS, unix_now};
+use crate::auth::authorize_admin;
+use crate::config::{Config, POOL_NAMES};
+use crate::error::AppError;
+use crate::state::AppState;
+
+/// How often the page reloads itself.
+const REFRESH_SECONDS: u32 = 10;
+const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; \
+                   frame-ancestors 'none'; base-uri 'none'";
+const POOL_COLORS: [&str; 6] = [
+    "#1c7ed6", "#7048e8", "#2b8a3e", "#e67700", "#c92a2a", "#0c8599",
+];
+
+fn html(status: StatusCode, body: String) -> Response {
+    let mut response = (status, body).into_response();
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (CONTENT_TYPE, "text/html; charset=utf-8"),
+        (CONTENT_SECURITY_POLICY, CSP),
+        (CACHE_CONTROL, "no-store"),
+        (REFERRER_POLICY, "no-referrer"),
+        (X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (X_FRAME_OPTIONS, "DENY"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    response
+}
+
+fn see_other(location: &'static str, cookie: Option<String>) -> Response {
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    response
+        .headers_mut()
+        .insert(LOCATION, HeaderValue::from_static(location));
+    response
+        .headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Some(value) = cookie.and_then(|cookie| HeaderValue::from_str(&cookie).ok()) {
+        response.headers_mut().insert(SET_COOKIE, value);
+    }
+    response
+}
+
+fn wants_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(ACCEPT)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"))
+}
+
+/// The page's credential check: a bearer header is judged as on every admin endpoint; else
+/// the session cookie.
+fn check(headers: &HeaderMap, config: &Config) -> Result<(), AppError> {
+    if headers.contains_key(AUTHORIZATION) {
+        return authorize_admin(headers, config);
+    }
+    let Some(admin_token) = &config.admin_token else {
+        return authorize_admin(headers, config);
+    };
+    match session::cookie(headers) {
+        Some(value)
+            if session::session_valid(
+                value,
+                admin_token,
+                unix_now() as u64,
+                config.monitoring.admin_session,
+            ) =>
+        {
+            Ok(())
+        }
+        Some(_) => Err(AppError::Unauthenticated("invalid or expired session")),
+        None => Err(AppError::Unauthenticated("missing bearer token")),
+    }
+}
+
+fn login_page(status: StatusCode, notice: Option<&str>) -> Response {
+    let notice = notice.map_or_else(String::new, |text| {
+        format!("<p class=\"notice\">{}</p>", escape(text))
+    });
+    html(
+        status,
+        format!(
+            r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>authz origin: sign in</title><style>{STYLE}</style></head><body><main class="login"><h1>Authorization origin</h1>{notice}<form method="post" action="/admin/login"><label>Admin token <input type="password" name="token" autocomplete="current-password" required autofocus></label><button type="submit">Sign in</button></form></main></body></html>"#
+        ),
+    )
+}
+
+fn refused(error: AppError, headers: &HeaderMap) -> Response {
+    if matches!(error, AppError::Unauthenticated(_)) && wants_html(headers) {
+        let mut response = login_page(StatusCode::UNAUTHORIZED, None);
+        response
+            .headers_mut()
+            .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return response;
+    }
+    error.into_response()
+}
+
+/// `GET /admin/`: the dashboard page.
+pub async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    match check(&headers, &state.config) {
+        Ok(()) => html(StatusCode::OK, render(&state)),
+        Err(error) => refused(error, &headers),
+    }
+}
+
+/// `GET /admin/login[?link=<nonce>]`: the login form, or a one-time link's redemption.
+pub async fn login_form(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let link = query
+        .as_deref()
+        .and_then(|query| query.split('&').find_map(|pair| pair.strip_prefix("link=")));
+    let Some(link) = link else {
+        return login_page(StatusCode::OK, None);
+    };
+    match &state.config.admin_token {
+        Some(admin_token) if state.monitoring.login_links().redeem(link) => {
+            start_session(admin_token, &state, &headers)
+        }
+        _ => login_page(
+            StatusCode::UNAUTHORIZED,
+            Some("this login link is invalid, used or expired"),
+        ),
+    }
+}
+
+fn start_session(admin_token: &str, state: &AppState, headers: &HeaderMap) -> Response {
+    let lifetime = state.config.monitoring.admin_session;
+    let expires = unix_now() as u64 + lifetime.as_secs();
+    match session::session_value(admin_token, expires) {
+        Some(value) => see_other(
+            "/admin/",
+            Some(session::set_cookie(&value, lifetime, headers)),
+        ),
+        None => AppError::Forbidden("admin endpoints are disabled").into_response(),
+    }
+}
+
+/// The login form's fields.
+#[derive(Debug, Deserialize)]
+pub struct LoginForm {
+    token: String,
+}
+
+/// `POST /admin/login`: checks the token (constant time) and starts a session.
+pub async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    form: Result<Form<LoginForm>, FormRejection>,
+) -> Response {
+    let Some(admin_token) = &state.config.admin_token else {
+        return AppError::Forbidden("admin endpoints are disabled: AUTHZ_ADMIN_TOKEN is not set")
+            .into_response();
+    };
+    let valid = form.is_ok_and(|Form(form)| {
+        bool::from(form.token.trim().as_bytes().ct_eq(admin_token.as_bytes()))
+    });
+    if valid {
+        start_session(admin_token, &state, &headers)
+    } else {
+        login_page(StatusCode::UNAUTHORIZED, Some("invalid token"))
+    }
+}
+
+/// `POST /admin/login-link` (admin bearer token): a one-time login link for a browser.
+pub async fn login_link(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    authorize_admin(&headers, &state.config)?;
+    let nonce = state.monitoring.login_links().issue();
+    let mut response = axum::Json(json!({
+        "path": format!("/admin/login?link={nonce}"),
+        "expires_in_seconds": LINK_LIFETIME.as_secs(),
+    }))
+    .into_response();
+    response
+        .headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// `POST /admin/logout`: ends the browser's session.
+pub async fn logout() -> Response {
+    see_other("/admin/login", Some(session::clear_cookie()))
+}
+
+fn percent(value: Option<f64>) -> String {
+    value.map_or_else(|| "n/a".to_owned(), |v| format!("{:.1} %", v * 100.0))
+}
+
+fn millis(value: Option<f64>) -> String {
+    value.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.2} ms"))
+}
+
+/// The page's HTML.
+pub fn render(state: &AppState) -> String {
+    let now = unix_now();
+    let window = state.monitoring.window();
+    let span = state.monitoring.config().alert_window;
+    let series = window.series(now);
+    let summary = window.summary(span, now);
+    let tier = tier_of(&summary).map_or("no data", |tier| tier.as_str());
+    let first = series.first().map_or(now, |point| point.start_unix as f64);
+    // From the oldest bucket (at most an hour ago, at least a minute ago) to now.
+    let x_range = (first.max(now - RING_SECONDS as f64).min(now - 60.0), now);
+
+    let with_decisions = || {
+        series
+            .iter()
+            .filter(|point| point.summary.counts.decisions() > 0)
+    };
+    let line = |name: &str, color: &'static str, points: Vec<(f64, f64)>| Series {
+        name: name.to_owned(),
+        color,
+        points,
+    };
+    let at = |point: &super::window::Point| point.start_unix as f64;
+    let latency = Chart {
+        id: "latency",
+        title: "Decision latency percentiles",
+        unit: "ms",
+        x_range,
+        y_max: None,
+        series: vec![
+            line(
+                "p50",
+                "#2b8a3e",
+                with_decisions()
+                    .filter_map(|p| Some((at(p), p.summary.p50_ms?)))
+                    .collect(),
+            ),
+            line(
+                "p95",
+                "#e67700",
+                with_decisions()
+                    .filter_map(|p| Some((at(p), p.summary.p95_ms?)))
+                    .collect(),
+            ),
+            line(
+                "p99",
+                "#c92a2a",
+                with_decisions()
+                    .filter_map(|p| Some((at(p), p.summary.p99_ms?)))
+                    .collect(),
+            ),
+        ],
+    };
+    let throughput = Chart {
+        id: "throughput",
+        title: "Throughput (decisions per second)",
+        unit: "/s",
+        x_range,
+        y_max: None,
+        series: vec![line(
+            "decisions",
+            "#1c7ed6",
+            series
+                .iter()
+                .map(|p| (at(p), p.summary.throughput_rps))
+                .collect(),
+        )],
+    };
+    let hit_rates = Chart {
+        id: "hit-rate",
+        title: "Cache hit rate per tier",
+        unit: "%",
+        x_range,
+        y_max: Some(100.0),
+        series: vec![
+            line(
+                "l1",
+                "#2b8a3e",
+                with_decisions()
+                    .filter_map(|p| Some((at(p), p.summary.l1_hit_rate? * 100.0)))
+                    .collect(),
+            ),
+            line(
+                "l2 (redis)",
+                "#7048e8",
+                with_decisions()
+                    .filter_map(|p| Some((at(p), p.summary.l2_hit_rate? * 100.0)))
+                    .collect(),
+            ),
+        ],
+    };
+    let pools = Chart {
+        id: "pools",
+        title: "Pool utilisation (peak per 10 s)",
+        unit: "%",
+        x_range,
+        y_max: Some(100.0),
+        series: POOL_NAMES
+            .iter()
+            .zip(POOL_COLORS)
+            .enumerate()
+            .map(|(index, (name, color))| {
+                line(
+                    name,
+                    color,
+                    series
+                        .iter()
+                        .filter(|p| p.summary.counts.pool_samples > 0)
+                        .map(|p| {
+                            (
+                                at(p),
+                                p.summary
+                                    .counts
+                                    .pool_peak
+                                    .get(index)
+                                    .copied()
+                                    .unwrap_or(0.0)
+                                    * 100.0,
+                            )
+                        })
+                        .collect(),
+                )
+            })
+            .collect(),
+    };
+
+    let board = state.monitoring.alerts().view();
+    let mut alerts = String::new();
+    if board.open.is_empty() {
+        alerts.push_str(r#"<p class="ok">No open alerts.</p>"#);
+    } else {
+        alerts.push_str("<table><tr><th>level</th><th>metric</th><th>value</th><th>threshold</th><th>since</th><th>seen</th><th>message</th></tr>");
+        for alert in &board.open {
+            let _ = write!(
+                alerts,
+                r#"<tr class="{level}"><td>{level}</td><td>{metric}</td><td>{value:.3}</td><td>{threshold}</td><td>{since}</td><td>{seen}×</td><td>{message}</td></tr>"#,
+                level = escape(&alert.level),
+                metric = escape(&alert.metric_name),
+                value = alert.value,
+                threshold = alert.threshold,
+                since = escape(&alert.started_at),
+                seen = alert.occurrences,
+                message = escape(&alert.message),
+            );
+        }
+        alerts.push_str("</table>");
+    }
+    let evaluated = board.evaluated_at.map_or_else(
+        || "not evaluated yet".to_owned(),
+        |at| format!("evaluated {} UTC", clock(at)),
+    );
+
+    let mut tables = String::from(
+        "<table><tr><th>pool</th><th>in use</th><th>idle</th><th>size / max</th><th>waiters</th><th>avg wait</th><th>errors</th></tr>",
+    );
+    for pool in snapshot(state.decider.pools()) {
+        let _ = write!(
+            tables,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{} / {}</td><td>{}</td><td>{:.2} ms</td><td>{}</td></tr>",
+            pool.name,
+            pool.in_use,
+            pool.idle,
+            pool.size,
+            pool.max_size,
+            pool.waiters,
+            pool.wait_ms_avg,
+            pool.errors
+        );
+    }
+    tables.push_str("</table><table><tr><th>cache tier</th><th>breaker</th><th>hit rate</th><th>errors</th></tr>");
+    let _ = write!(
+        tables,
+        "<tr><td>l1 (in process)</td><td>n/a</td><td>{}</td><td>0</td></tr>",
+        percent(summary.l1_hit_rate)
+    );
+    for tier in state.redis_tiers.values() {
+        let stats = tier.stats().snapshot();
+        let lookups = stats.hits + stats.misses;
+        let _ = write!(
+            tables,
+            "<tr><td>{} (redis)</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            tier.name().as_str(),
+            tier.breaker_state().as_str(),
+            percent((lookups > 0).then(|| stats.hits as f64 / lookups as f64)),
+            stats.errors
+        );
+    }
+    tables.push_str("</table>");
+
+    format!(
+        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="{REFRESH_SECONDS}"><title>authz origin: performance</title><style>{STYLE}</style></head><body>
+<header><h1>Authorization origin: performance</h1><form method="post" action="/admin/logout"><button type="submit">Sign out</button></form></header>
+<section class="cards">
+<div class="card" id="tier"><span>performance tier</span><b>{tier}</b></div>
+<div class="card"><span>p50 / p95 / p99</span><b>{p50} / {p95} / {p99}</b></div>
+<div class="card"><span>throughput</span><b>{rps:.2} /s</b></div>
+<div class="card"><span>hit rate l1 / l2 / any</span><b>{l1} / {l2} / {any}</b></div>
+<div class="card"><span>error rate (5xx)</span><b>{errors}</b></div>
+<div class="card"><span>decisions in window</span><b>{decisions}</b></div>
+</section>
+<p class="meta">Window: last {span} s · refreshes every {REFRESH_SECONDS} s · rendered {rendered} UTC</p>
+<section class="charts">{latency}{throughput}{hit_rates}{pools}</section>
+<section><h2>Open alerts <small>{evaluated}</small></h2>{alerts}</section>
+<section class="tables">{tables}</section>
+</body></html>"#,
+        p50 = millis(summary.p50_ms),
+        p95 = millis(summary.p95_ms),
+        p99 = millis(summary.p99_ms),
+        rps = summary.throughput_rps,
+        l1 = percent(summary.l1_hit_rate),
+        l2 = percent(summary.l2_hit_rate),
+        any = percent(summary.cache_hit_rate),
+        errors = percent(summary.error_rate),
+        decisions = summary.counts.decisions(),
+        span = span.as_secs(),
+        rendered = clock(now),
+        latency = line_chart(&latency),
+        throughput = line_chart(&throughput),
+        hit_rates = line_chart(&hit_rates),
+        pools = line_chart(&pools),
+    )
+}
+
+const STYLE: &str = "body{font:14px/1.4 system-ui,-apple-system,'Segoe UI',sans-serif;margin:0 24px 24px;color:#1d2125;background:#f6f7f9}\
+header{display:flex;justify-content:space-between;align-items:center}\
+h1{font-size:20px}h2{font-size:16px}h2 small{font-weight:normal;color:#666}\
+.cards{display:grid;grid-template-columns:repeat(6,1fr);gap:10px}\
+.card{background:#fff;border:1px solid #d0d4da;border-radius:6px;padding:10px}\
+.card span{display:block;color:#666;font-size:12px}.card b{font-size:16px}\
+.charts{display:grid;grid-template-columns:repeat(2,1fr);gap:14px;margin-top:8px}\
+figure{margin:0;background:#fff;border:1px solid #d0d4da;border-radius:6px;padding:8px}\
+figcaption{font-weight:600;margin-bottom:4px}svg{width:100%;height:auto}\
+.legend span{margin-right:12px;font-size:12px}.legend i{display:inline-block;width:10px;height:10px;margin-right:4px;border-radius:2px}\
+table{border-collapse:collapse;background:#fff;margin:8px 16px 8px 0;display:inline-table;vertical-align:top}\
+td,th{border:1px solid #d0d4da;padding:4px 8px;text-align:left;font-size:13px}\
+tr.critical td{background:#ffe3e3}tr.warning td{background:#fff3bf}.ok{color:#2b8a3e}.meta{color:#666}\
+.login{max-width:360px;margin:80px auto;background:#fff;border:1px solid #d0d4da;border-radius:6px;padding:24px}\
+.login input{display:block;width:100%;margin:6px 0 12px;padding:6px;box-sizing:border-box}.notice{color:#c92a2a}\
+button{padding:6px 14px}";
