@@ -1,5 +1,5 @@
 # The README's two commands. Both install what is missing (idempotently) and start what they need.
-.PHONY: run test fmt
+.PHONY: run test fmt test-edge bench-edge bench-origin
 
 run:
 	scripts/run.sh
@@ -9,3 +9,12 @@ test:
 
 fmt:
 	cargo fmt --all
+
+test-edge:
+	scripts/test-edge.sh
+
+bench-edge:
+	scripts/bench-edge.sh
+
+bench-origin:
+	scripts/bench-origin.sh

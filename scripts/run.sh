@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make run`: Postgres and Redis (the machine's, or throwaway ones), a migrated `authz_dev`
-# database with a small demo dataset, and the origin on 127.0.0.1:8080. Prints working curls.
+# database with a small demo dataset, the origin on 127.0.0.1:8080 and the edge worker under
+# `wrangler dev` (workerd) on 127.0.0.1:8787 in front of it. Prints working curls.
 # Ctrl-C stops what it started.
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
@@ -44,13 +45,32 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 
+log "starting the edge worker on 127.0.0.1:8787 (wrangler dev; the first build takes ~1 min; log: $RUN_DIR/edge.log)"
+scripts/edge-toolchain.sh
+eval "$(scripts/edge-toolchain.sh --print-env)"
+export WRANGLER_SEND_METRICS=false WRANGLER_SEND_ERROR_REPORTS=false CLOUDFLARE_CF_FETCH_ENABLED=false \
+  X_LOCAL_OBSERVABILITY=false X_LOCAL_EXPLORER=false XDG_CACHE_HOME="$ROOT/.tools/cache"
+printf 'AUTHZ_SERVICE_TOKEN=%s\nAUTHZ_JWT_SECRET=%s\n' "$AUTHZ_SERVICE_TOKEN" "$AUTHZ_JWT_SECRET" > "$RUN_DIR/edge.env"
+wrangler dev --env "" --ip 127.0.0.1 --port 8787 --var "ORIGIN_URL:http://$AUTHZ_LISTEN" \
+  --env-file "$RUN_DIR/edge.env" --persist-to "$RUN_DIR/wrangler-state-4.86" \
+  --show-interactive-dev-session=false --log-level=warn >"$RUN_DIR/edge.log" 2>&1 &
+EDGE_PID=$!
+trap 'kill $ORIGIN_PID $EDGE_PID 2>/dev/null; wait 2>/dev/null' EXIT INT TERM
+for _ in $(seq 180); do curl -fsS http://127.0.0.1:8787/health >/dev/null 2>&1 && break; sleep 1; done
+
 read -r USER_ID GENERATION_ID < <(psql "$DB_URL" -Atqc \
   "SELECT g.user_id, g.id FROM generations g JOIN users u ON u.id = g.user_id WHERE u.is_active LIMIT 1" | tr '|' ' ')
 TOKEN=$("$ORIGIN" token --user "$USER_ID")
 
 cat <<MSG
 
-The origin is serving on http://$AUTHZ_LISTEN (Ctrl-C stops it). Try:
+The origin is serving on http://$AUTHZ_LISTEN and the edge worker on http://127.0.0.1:8787
+(Ctrl-C stops both). Try:
+
+  # through the edge, as the end user (run it twice: miss, then hit)
+  curl -si "http://127.0.0.1:8787/v1/authorize?resource_type=generation&resource_id=$GENERATION_ID&operation=read" \
+    -H 'authorization: Bearer $TOKEN'
+  curl -s http://127.0.0.1:8787/health
 
   # as a trusted service (the edge), naming the principal
   curl -s http://$AUTHZ_LISTEN/v1/authorize -H 'authorization: Bearer $AUTHZ_SERVICE_TOKEN' \\

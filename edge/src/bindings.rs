@@ -1,0 +1,183 @@
+//! The worker's bindings: their names, as declared in `wrangler.toml`, and reading them from
+//! the `Env` once per request.
+//!
+//! Every binding name the worker uses is a constant here and nowhere else; a unit test parses
+//! `../wrangler.toml` and checks that each one is declared there (KV namespaces and vars as
+//! tables, secrets in the `secrets.required` list, which wrangler 4.86 reads for type generation
+//! and local-dev warnings).
+//! This module must not hold any rule: it only hands values to the handlers.
+
+use authz_core::jwt::JwtKey;
+use worker::{Env, KvStore};
+
+use crate::error::EdgeError;
+
+/// KV namespace holding cache entries (`authz_core::cache` format) under `CacheKey`s.
+pub const AUTHZ_CACHE: &str = "AUTHZ_CACHE";
+/// Var: the origin's base URL, e.g. `https://authz-origin.example.com` (no trailing slash needed).
+pub const ORIGIN_URL: &str = "ORIGIN_URL";
+/// Var (optional): how many decisions each isolate keeps in memory in front of KV; `0` turns
+/// the in-memory tier off. Default [`DEFAULT_MEMORY_CACHE_ENTRIES`].
+pub const AUTHZ_EDGE_MEMORY_CACHE_ENTRIES: &str = "AUTHZ_EDGE_MEMORY_CACHE_ENTRIES";
+/// Secret: the origin's `AUTHZ_SERVICE_TOKEN`, sent as the bearer token on origin calls.
+pub const AUTHZ_SERVICE_TOKEN: &str = "AUTHZ_SERVICE_TOKEN";
+/// Secret: the HS256 secret of end-user JWTs (the origin's `AUTHZ_JWT_SECRET`).
+pub const AUTHZ_JWT_SECRET: &str = "AUTHZ_JWT_SECRET";
+
+/// The KV namespace bindings.
+pub const KV_NAMESPACES: [&str; 1] = [AUTHZ_CACHE];
+/// The plain-text vars.
+pub const VARS: [&str; 2] = [ORIGIN_URL, AUTHZ_EDGE_MEMORY_CACHE_ENTRIES];
+/// The secrets (set with `wrangler secret put NAME`).
+pub const SECRETS: [&str; 2] = [AUTHZ_SERVICE_TOKEN, AUTHZ_JWT_SECRET];
+
+/// Default of [`AUTHZ_EDGE_MEMORY_CACHE_ENTRIES`].
+pub const DEFAULT_MEMORY_CACHE_ENTRIES: usize = 4096;
+
+/// The JWT key, or `None` when no secret is bound (every token is then refused, anonymous
+/// requests still work).
+pub fn jwt_key(env: &Env) -> Option<JwtKey> {
+    let secret = env.secret(AUTHZ_JWT_SECRET).ok()?.to_string();
+    JwtKey::new(secret.as_bytes())
+}
+
+/// The KV namespace.
+pub fn cache(env: &Env) -> Result<KvStore, EdgeError> {
+    env.kv(AUTHZ_CACHE)
+        .map_err(|_| EdgeError::Misconfigured("the AUTHZ_CACHE kv binding is missing"))
+}
+
+/// How to reach the origin.
+#[derive(Debug, Clone)]
+pub struct OriginConfig {
+    /// Base URL without a trailing slash.
+    pub base_url: String,
+    /// Bearer token of trusted callers.
+    pub service_token: String,
+}
+
+/// The origin's URL and service token.
+pub fn origin(env: &Env) -> Result<OriginConfig, EdgeError> {
+    let base_url = env
+        .var(ORIGIN_URL)
+        .map_err(|_| EdgeError::Misconfigured("the ORIGIN_URL var is missing"))?
+        .to_string();
+    let service_token = env
+        .secret(AUTHZ_SERVICE_TOKEN)
+        .map_err(|_| EdgeError::Misconfigured("the AUTHZ_SERVICE_TOKEN secret is missing"))?
+        .to_string();
+    Ok(OriginConfig {
+        base_url: base_url.trim_end_matches('/').to_owned(),
+        service_token,
+    })
+}
+
+/// The in-memory tier's capacity (`0` = off).
+pub fn memory_cache_entries(env: &Env) -> usize {
+    env.var(AUTHZ_EDGE_MEMORY_CACHE_ENTRIES)
+        .ok()
+        .and_then(|value| value.to_string().trim().parse().ok())
+        .unwrap_or(DEFAULT_MEMORY_CACHE_ENTRIES)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wrangler() -> toml::Table {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../wrangler.toml");
+        let text = std::fs::read_to_string(path).expect("read ../wrangler.toml");
+        text.parse().expect("wrangler.toml is valid toml")
+    }
+
+    /// The binding names of one environment table (the top level or an `[env.NAME]` table).
+    fn declared(table: &toml::Table) -> (Vec<String>, Vec<String>, Vec<String>) {
+        let kv = table
+            .get("kv_namespaces")
+            .and_then(|value| value.as_array())
+            .map(|namespaces| {
+                namespaces
+                    .iter()
+                    .filter_map(|ns| ns.get("binding")?.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let vars = table
+            .get("vars")
+            .and_then(|value| value.as_table())
+            .map(|vars| vars.keys().cloned().collect())
+            .unwrap_or_default();
+        let secrets = table
+            .get("secrets")
+            .and_then(|value| value.get("required"))
+            .and_then(|value| value.as_array())
+            .map(|names| {
+                names
+                    .iter()
+                    .filter_map(|name| name.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        (kv, vars, secrets)
+    }
+
+    fn check(label: &str, table: &toml::Table) {
+        let (kv, vars, secrets) = declared(table);
+        for name in KV_NAMESPACES {
+            assert!(
+                kv.iter().any(|n| n == name),
+                "{label}: kv binding {name} not declared"
+            );
+        }
+        for name in VARS {
+            assert!(
+                vars.iter().any(|n| n == name),
+                "{label}: var {name} not declared"
+            );
+        }
+        for name in SECRETS {
+            assert!(
+                secrets.iter().any(|n| n == name),
+                "{label}: secret {name} not in secrets.required"
+            );
+            assert!(
+                !vars.iter().any(|n| n == name),
+                "{label}: secret {name} must not be a var"
+            );
+        }
+    }
+
+    #[test]
+    fn every_binding_constant_is_declared_in_wrangler_toml() {
+        let wrangler = wrangler();
+        check("top level", &wrangler);
+        // Bindings are not inherited by environments: each one must declare them again.
+        let envs = wrangler
+            .get("env")
+            .and_then(|value| value.as_table())
+            .expect("wrangler.toml has [env.*] tables");
+        assert!(
+            envs.contains_key("staging"),
+            "wrangler.toml has [env.staging]"
+        );
+        for (name, table) in envs {
+            check(&format!("env.{name}"), table.as_table().expect("env table"));
+        }
+    }
+
+    #[test]
+    fn the_build_points_at_the_edge_crate() {
+        let wrangler = wrangler();
+        assert_eq!(
+            wrangler.get("main").and_then(|v| v.as_str()),
+            Some("edge/build/worker/shim.mjs")
+        );
+        let command = wrangler
+            .get("build")
+            .and_then(|build| build.get("command"))
+            .and_then(|command| command.as_str())
+            .expect("[build] command");
+        assert!(command.contains("worker-build --release"), "{command}");
+        assert!(command.contains("cd edge"), "{command}");
+    }
+}

@@ -1,0 +1,49 @@
+//! The worker's routes, one module each, and the helpers they share: the clock and the JSON
+//! responses. A handler reads its bindings, hands the request to `request` and the core, and
+//! returns `Result<Response, EdgeError>`; `lib.rs` renders the error.
+
+pub mod authorize;
+pub mod batch;
+pub mod health;
+
+use authz_core::Timestamp;
+use serde::Serialize;
+use worker::{Headers, Request, Response};
+
+use crate::error::EdgeError;
+
+/// The response header that tells which tier answered a single decision.
+pub const CACHE_HEADER: &str = "x-authz-cache";
+
+/// Now, from the Workers clock (milliseconds; it only advances across I/O inside a request).
+pub fn now() -> Timestamp {
+    let millis = i64::try_from(worker::Date::now().as_millis()).unwrap_or(i64::MAX);
+    Timestamp::from_millis(millis)
+}
+
+/// The request's `Authorization` header, if any.
+pub fn authorization(request: &Request) -> Option<String> {
+    request.headers().get("authorization").ok().flatten()
+}
+
+/// A 200 JSON response with extra `headers` (name, value).
+pub fn json_response<T: Serialize>(
+    body: &T,
+    headers: &[(&str, &str)],
+) -> Result<Response, EdgeError> {
+    let text = serde_json::to_string(body)
+        .map_err(|error| EdgeError::Unavailable(format!("serializing the answer: {error}")))?;
+    let all = Headers::new();
+    let set = |name: &str, value: &str| {
+        all.set(name, value)
+            .map_err(|error| EdgeError::Unavailable(format!("setting header {name}: {error}")))
+    };
+    set("content-type", "application/json")?;
+    for (name, value) in headers {
+        set(name, value)?;
+    }
+    Ok(Response::builder()
+        .with_status(200)
+        .with_headers(all)
+        .fixed(text.into_bytes()))
+}
