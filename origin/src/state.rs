@@ -13,9 +13,22 @@ use crate::db::Pools;
 use crate::decision::Decider;
 use crate::invalidation::Invalidation;
 
-/// Shared, cheaply cloned application state.
+/// Shared application state: one `Arc`, so each request clones a single pointer (axum clones
+/// the state for the middleware and for every handler).
 #[derive(Clone, Debug)]
-pub struct AppState {
+pub struct AppState(Arc<AppStateInner>);
+
+impl std::ops::Deref for AppState {
+    type Target = AppStateInner;
+
+    fn deref(&self) -> &AppStateInner {
+        &self.0
+    }
+}
+
+/// What [`AppState`] holds.
+#[derive(Debug)]
+pub struct AppStateInner {
     /// The configuration.
     pub config: Arc<Config>,
     /// The decider.
@@ -94,7 +107,7 @@ impl AppState {
         let monitoring = Arc::new(crate::monitoring::Monitoring::new(
             config.monitoring.clone(),
         ));
-        Ok(Self {
+        Ok(Self(Arc::new(AppStateInner {
             monitoring,
             config: Arc::new(config),
             decider: Arc::new(decider),
@@ -104,7 +117,7 @@ impl AppState {
             started_at: Instant::now(),
             rate_limits,
             last_warming: Arc::new(std::sync::Mutex::new(None)),
-        })
+        })))
     }
 
     /// Starts the background work: monitoring, the invalidation listener, warming and the
