@@ -46,17 +46,29 @@ fn same_secret(presented: &str, expected: &str) -> bool {
 
 /// Authenticates a caller of `/v1/*`.
 pub fn authenticate(headers: &HeaderMap, config: &Config) -> Result<Caller, AppError> {
+    authenticate_with_claims(headers, config).map(|(caller, _)| caller)
+}
+
+/// A verified end-user token and its claims.
+pub type Session<'h> = (&'h str, jwt::Claims);
+
+/// Authenticates a caller of `/v1/*`, with the verified claims of an end-user token and the
+/// token itself (for the session tier).
+pub fn authenticate_with_claims<'h>(
+    headers: &'h HeaderMap,
+    config: &Config,
+) -> Result<(Caller, Option<Session<'h>>), AppError> {
     let token = bearer(headers)?;
     if let Some(service_token) = &config.service_token
         && same_secret(token, service_token)
     {
-        return Ok(Caller::Service);
+        return Ok((Caller::Service, None));
     }
     let Some(key) = &config.jwt_key else {
         return Err(AppError::Unauthenticated("invalid bearer token"));
     };
     match jwt::verify(token, key, &config.jwt, now().as_seconds()) {
-        Ok(claims) => Ok(Caller::EndUser(claims.sub)),
+        Ok(claims) => Ok((Caller::EndUser(claims.sub), Some((token, claims)))),
         Err(error) => {
             metrics::counter!("authz_jwt_rejected_total", "reason" => error.code()).increment(1);
             Err(AppError::Unauthenticated(jwt_message(error)))

@@ -45,6 +45,8 @@ pub struct AppStateInner {
     pub monitoring: Arc<crate::monitoring::Monitoring>,
     /// The rate limits of `/v1/*`.
     pub rate_limits: Arc<crate::rate_limit::RateLimits>,
+    /// The session tier, when Redis is configured.
+    pub sessions: Option<crate::cache::SessionTier>,
     /// The last cache-warming pass, once one ran.
     pub last_warming: Arc<std::sync::Mutex<Option<crate::warming::WarmReport>>>,
 }
@@ -107,7 +109,11 @@ impl AppState {
         let monitoring = Arc::new(crate::monitoring::Monitoring::new(
             config.monitoring.clone(),
         ));
+        let sessions = redis_tiers
+            .get(&RedisTierName::Session)
+            .map(|tier| crate::cache::SessionTier::new(Arc::clone(tier), 100_000));
         Ok(Self(Arc::new(AppStateInner {
+            sessions,
             monitoring,
             config: Arc::new(config),
             decider: Arc::new(decider),

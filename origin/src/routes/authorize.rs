@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Value, json};
 
 use super::request::{json_object, parse_batch, parse_check, read_body};
-use crate::auth::authenticate;
+use crate::auth::{Caller, authenticate_with_claims};
 use crate::decision::{Answer, now};
 use crate::error::AppError;
 use crate::rate_limit::ClientIp;
@@ -53,6 +53,15 @@ fn record(state: &AppState, answer: &Answer, started: Instant) {
         .record_decision(answer.source, answer.entry.decision.granted, elapsed);
 }
 
+/// Authenticates, and publishes a verified end-user token to the session tier.
+fn authenticate_and_publish(state: &AppState, headers: &HeaderMap) -> Result<Caller, AppError> {
+    let (caller, session) = authenticate_with_claims(headers, &state.config)?;
+    if let (Some(sessions), Some((token, claims))) = (&state.sessions, session) {
+        sessions.publish(token, &claims, now().as_seconds());
+    }
+    Ok(caller)
+}
+
 /// One decision.
 pub async fn authorize(
     State(state): State<AppState>,
@@ -60,7 +69,7 @@ pub async fn authorize(
     headers: HeaderMap,
     body: Body,
 ) -> Result<([(HeaderName, HeaderValue); 1], Json<WireDecision>), AppError> {
-    let caller = authenticate(&headers, &state.config)?;
+    let caller = authenticate_and_publish(&state, &headers)?;
     let bytes = read_body(body).await?;
     let (question, min_revision) = parse_check(&json_object(&bytes)?, "", caller)?;
     state.rate_limits.check(caller, client, 1)?;
@@ -83,7 +92,7 @@ pub async fn authorize_batch(
     headers: HeaderMap,
     body: Body,
 ) -> Result<([(HeaderName, HeaderValue); 1], Json<Value>), AppError> {
-    let caller = authenticate(&headers, &state.config)?;
+    let caller = authenticate_and_publish(&state, &headers)?;
     let bytes = read_body(body).await?;
     let checks = parse_batch(&json_object(&bytes)?, caller)?;
     // Each check counts (see `rate_limit`).

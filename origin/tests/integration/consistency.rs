@@ -326,3 +326,105 @@ async fn with_pieces_cached_a_decision_miss_needs_no_postgres() {
     );
     origin.stop().await;
 }
+
+/// Keys under `prefix` in database `index` of the test Redis server.
+async fn keys_in(index: u8, prefix: &str) -> Vec<(String, String)> {
+    let url = format!("{}/{index}", support::redis_url());
+    let client = redis::Client::open(url.as_str()).expect("redis url");
+    let mut connection = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query_async(&mut connection)
+        .await
+        .unwrap_or_default();
+    let mut pairs = Vec::new();
+    for key in keys {
+        let value: String = redis::cmd("GET")
+            .arg(&key)
+            .query_async(&mut connection)
+            .await
+            .unwrap_or_default();
+        pairs.push((key, value));
+    }
+    if !pairs.is_empty() {
+        let names: Vec<&String> = pairs.iter().map(|(key, _)| key).collect();
+        let _: Result<(), _> = redis::cmd("DEL")
+            .arg(names)
+            .query_async(&mut connection)
+            .await;
+    }
+    pairs
+}
+
+#[tokio::test]
+async fn four_tiers_on_four_database_indexes_each_hold_their_own_data() {
+    let db = TestDb::new().await;
+    let client = db.client().await;
+    shared_generation(&client, None).await;
+    let prefix = format!("authz_tiers:{}:", uuid::Uuid::new_v4().simple());
+    let mut vars = support::origin_vars(&db, None);
+    let base = support::redis_url();
+    for (variable, index) in [
+        ("REDIS_AUTHORIZATION_URL", 4),
+        ("REDIS_USER_URL", 5),
+        ("REDIS_GENERATION_URL", 6),
+        ("REDIS_SESSION_URL", 7),
+    ] {
+        vars.insert(variable.to_owned(), format!("{base}/{index}"));
+    }
+    vars.insert("AUTHZ_REDIS_PREFIX".to_owned(), prefix.clone());
+    let origin = TestOrigin::start(vars).await;
+    origin
+        .wait_revision(support::current_revision(&client).await)
+        .await;
+    let key = authz_core::jwt::JwtKey::new(support::JWT_SECRET.as_bytes()).expect("key");
+    let exp = authz_origin::decision::now().as_seconds() + 600;
+    let token = authz_core::jwt::sign_hs256(&json!({"sub": READER, "exp": exp}).to_string(), &key);
+    let (status, answer) = origin
+        .post(
+            "/v1/authorize",
+            Some(&token),
+            json!({"resource_type": "generation", "resource_id": GENERATION, "operation": "download"}),
+        )
+        .await;
+    assert_eq!(
+        (status, answer["granted"].as_bool()),
+        (200, Some(true)),
+        "{answer}"
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let authorization = keys_in(4, &prefix).await;
+    let users = keys_in(5, &prefix).await;
+    let generations = keys_in(6, &prefix).await;
+    let sessions = keys_in(7, &prefix).await;
+    assert!(
+        authorization.len() == 1 && authorization[0].0.contains(":authorization:a1/"),
+        "{authorization:?}"
+    );
+    assert!(
+        authorization[0]
+            .1
+            .starts_with("e1;1;explicit_share;viewer;"),
+        "{authorization:?}"
+    );
+    assert!(
+        users.len() == 1 && users[0].0.contains(":user:u/"),
+        "{users:?}"
+    );
+    assert!(
+        generations.len() == 1 && generations[0].0.contains(":generation:r/g"),
+        "{generations:?}"
+    );
+    assert_eq!(sessions.len(), 1, "{sessions:?}");
+    let expected_key = format!(
+        "{prefix}session:{}",
+        authz_origin::cache::SessionTier::key(&token)
+    );
+    assert_eq!(sessions[0].0, expected_key);
+    let session: serde_json::Value = serde_json::from_str(&sessions[0].1).expect("session json");
+    assert_eq!(session, json!({"sub": READER, "exp": exp}));
+    origin.stop().await;
+}
