@@ -181,6 +181,20 @@ impl Decider {
         servable(entry, now, min_revision) && self.invalidation.is_fresh(entry)
     }
 
+    /// The L1 answer to `question`, when L1 holds a servable, fresh entry: the whole hit path,
+    /// with nothing to wait for (callers skip the request deadline's timer for it).
+    pub async fn cached(&self, question: &Question, min_revision: Option<u64>) -> Option<Answer> {
+        if !self.l1_enabled || !self.invalidation.is_connected() {
+            return None;
+        }
+        let cached = self.l1.get(&CacheKey::new(question)).await?;
+        self.usable(&cached.entry, now(), min_revision)
+            .then(|| Answer {
+                entry: Arc::clone(&cached.entry),
+                source: Source::L1,
+            })
+    }
+
     /// Answers one question.
     pub async fn decide(
         &self,

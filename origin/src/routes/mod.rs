@@ -97,7 +97,18 @@ async fn record_request(State(state): State<AppState>, request: Request, next: N
             .monitoring
             .record_error(code, response.status().is_server_error());
     }
-    let status = response.status().as_u16().to_string();
+    // Static labels for the statuses this API answers; any other is rendered once per call.
+    let status: std::borrow::Cow<'static, str> = match response.status().as_u16() {
+        200 => "200".into(),
+        400 => "400".into(),
+        401 => "401".into(),
+        403 => "403".into(),
+        404 => "404".into(),
+        413 => "413".into(),
+        429 => "429".into(),
+        503 => "503".into(),
+        other => other.to_string().into(),
+    };
     metrics::histogram!("authz_http_request_duration_seconds", "route" => route)
         .record(started.elapsed().as_secs_f64());
     metrics::counter!("authz_http_requests_total", "route" => route, "status" => status)
