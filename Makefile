@@ -1,5 +1,5 @@
 # The README's two commands. Both install what is missing (idempotently) and start what they need.
-.PHONY: run test fmt test-edge bench-edge bench-origin
+.PHONY: run test fmt test-edge bench-edge bench-origin fuzz
 
 run:
 	scripts/run.sh
@@ -18,3 +18,6 @@ bench-edge:
 
 bench-origin:
 	scripts/bench-origin.sh
+
+fuzz:
+	scripts/fuzz.sh run 600

@@ -20,6 +20,8 @@ cargo build -p authz-core --no-default-features --locked
 cargo build -p authz-core --no-default-features --target wasm32-unknown-unknown --locked
 log "cargo doc"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked >/dev/null
+log "fuzz corpus replay (cargo fuzz, nightly)"
+scripts/fuzz.sh replay
 log "edge worker for wasm32 (clippy)"
 cargo clippy -p authz-edge --target wasm32-unknown-unknown --locked -- -D warnings
 log "edge worker under workerd (miniflare), against the real origin and Postgres"
