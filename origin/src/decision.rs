@@ -208,14 +208,8 @@ impl Decider {
                 .decide_without_l1(&key, question, min_revision, connected)
                 .await;
         }
-        if connected
-            && let Some(cached) = self.l1.get(&key).await
-            && self.usable(&cached.entry, now(), min_revision)
-        {
-            return Ok(Answer {
-                entry: Arc::clone(&cached.entry),
-                source: Source::L1,
-            });
+        if let Some(answer) = self.cached(&question, min_revision).await {
+            return Ok(answer);
         }
         let l2_key = key.as_str().to_owned();
         let outcome = self
