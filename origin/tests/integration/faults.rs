@@ -687,9 +687,14 @@ async fn redis_stopped_answers_stay_correct_health_degrades_and_redis_comes_back
 // ---------------------------------------------------------------------------------------------
 // 2. Postgres dies and comes back
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn postgres_stopped_cached_answers_continue_misses_get_503_and_nothing_is_granted_from_an_error()
- {
+/// A Postgres cluster of the test's own, migrated and holding `dataset(generations)`, and an
+/// origin on it without Redis, with 60 s TTLs and `extra` settings, its listener connected.
+/// The setup connections are closed before it returns, so stopping the cluster stops only
+/// the origin's.
+async fn origin_on_own_cluster(
+    generations: usize,
+    extra: &[(&str, &str)],
+) -> (PgCluster, TestOrigin) {
     let cluster = PgCluster::start().await;
     let admin = support::connect(&cluster.url("postgres")).await;
     admin
@@ -699,9 +704,8 @@ async fn postgres_stopped_cached_answers_continue_misses_get_503_and_nothing_is_
     let url = cluster.url("authz");
     authz_origin::db::migrate::run(&url).await.expect("migrate");
     let client = support::connect(&url).await;
-    support::load(&client, &dataset(2), 0).await;
+    support::load(&client, &dataset(generations), 0).await;
     let revision = support::current_revision(&client).await;
-    // No Redis: the only cache is L1, so what survives the outage is exactly what L1 holds.
     let mut vars = vars_on(&url);
     set(
         &mut vars,
@@ -710,8 +714,17 @@ async fn postgres_stopped_cached_answers_continue_misses_get_503_and_nothing_is_
             ("AUTHZ_DENY_TTL_MS", "60000"),
         ],
     );
+    set(&mut vars, extra);
     let origin = TestOrigin::start(vars).await;
     origin.wait_revision(revision).await;
+    (cluster, origin)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_stopped_cached_answers_continue_misses_get_503_and_nothing_is_granted_from_an_error()
+ {
+    // No Redis: the only cache is L1, so what survives the outage is exactly what L1 holds.
+    let (cluster, origin) = origin_on_own_cluster(2, &[]).await;
 
     let granted = question(OWNER, 1, "read");
     let denied = question(STRANGER, 1, "read");
@@ -729,8 +742,6 @@ async fn postgres_stopped_cached_answers_continue_misses_get_503_and_nothing_is_
         assert_eq!(second.source(), Some("l1"), "{}", second.body);
     }
     let reconnects_before = origin.state.invalidation.reconnects();
-    drop(client);
-    drop(admin);
 
     // Stop Postgres: every backend dies at once, the listener's too.
     cluster.stop_immediate().await;
@@ -1237,28 +1248,8 @@ async fn a_silent_path_to_postgres_stops_cached_grants_within_seconds() {
 /// served but a cached grant is not (503), so a partition can never prolong a revoked grant.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn with_stale_on_error_denies_only_cached_denies_outlive_postgres() {
-    let cluster = PgCluster::start().await;
-    let admin = support::connect(&cluster.url("postgres")).await;
-    admin
-        .batch_execute("CREATE DATABASE authz")
-        .await
-        .expect("create database");
-    let url = cluster.url("authz");
-    authz_origin::db::migrate::run(&url).await.expect("migrate");
-    let client = support::connect(&url).await;
-    support::load(&client, &dataset(1), 0).await;
-    let revision = support::current_revision(&client).await;
-    let mut vars = vars_on(&url);
-    set(
-        &mut vars,
-        &[
-            ("AUTHZ_GRANT_TTL_MS", "60000"),
-            ("AUTHZ_DENY_TTL_MS", "60000"),
-            ("AUTHZ_SERVE_STALE_ON_ERROR", "denies"),
-        ],
-    );
-    let origin = TestOrigin::start(vars).await;
-    origin.wait_revision(revision).await;
+    let (cluster, origin) =
+        origin_on_own_cluster(1, &[("AUTHZ_SERVE_STALE_ON_ERROR", "denies")]).await;
     let granted = question(OWNER, 1, "read");
     let denied = question(STRANGER, 1, "read");
     for body in [&granted, &denied] {
@@ -1266,8 +1257,6 @@ async fn with_stale_on_error_denies_only_cached_denies_outlive_postgres() {
         let cached = ask(&origin, body.clone()).await;
         assert_eq!(cached.source(), Some("l1"), "{}", cached.body);
     }
-    drop(client);
-    drop(admin);
     cluster.stop_immediate().await;
     let stopped = Instant::now();
     while origin.state.invalidation.is_connected() {
