@@ -66,21 +66,7 @@ async fn a_revocation_is_seen_by_the_first_request_after_its_notice() {
         "{second}"
     );
     // Cached in Redis too (written in the background): the decision and its two fact pieces.
-    let decisions = || async {
-        redis
-            .keys()
-            .await
-            .into_iter()
-            .filter(|key| key.contains(":authorization:"))
-            .count()
-    };
-    for _ in 0..100 {
-        if decisions().await > 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(decisions().await, 1);
+    assert_eq!(redis.wait_for_keys(1, ":authorization:").await.len(), 1);
 
     // Revoke from another connection with plain SQL.
     let writer = db.client().await;
@@ -108,12 +94,7 @@ async fn min_revision_never_gets_the_stale_answer_even_with_redis_holding_it() {
     let warm = TestOrigin::start(vars.clone()).await;
     let (_, first) = warm.authorize(read_question()).await;
     assert_eq!(first["granted"], true, "{first}");
-    for _ in 0..100 {
-        if !redis.keys().await.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    redis.wait_for_keys(1, ":authorization:").await;
     warm.stop().await;
 
     // A second origin that never hears change notices (its listener is not started) but is
@@ -196,12 +177,7 @@ async fn two_origins_sharing_redis_respect_each_others_changes() {
 
     let (_, computed) = first.authorize(read_question()).await;
     assert_eq!(computed["source"], "db");
-    for _ in 0..100 {
-        if !redis.keys().await.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    redis.wait_for_keys(1, ":authorization:").await;
     let (_, shared) = second.authorize(read_question()).await;
     assert_eq!(
         (shared["granted"].as_bool(), shared["source"].as_str()),
@@ -273,13 +249,7 @@ async fn with_pieces_cached_a_decision_miss_needs_no_postgres() {
     // Reader's piece and the generation's piece reach Redis with the first decision.
     let (_, first) = origin.authorize(read_question()).await;
     assert_eq!(first["source"], "db", "{first}");
-    for _ in 0..100 {
-        if redis.keys().await.len() >= 4 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let keys = redis.keys().await;
+    let keys = redis.wait_for_keys(4, "").await;
     assert!(keys.iter().any(|k| k.contains(":user:u/")), "{keys:?}");
     assert!(
         keys.iter().any(|k| k.contains(":generation:r/g")),

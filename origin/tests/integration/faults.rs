@@ -169,20 +169,14 @@ async fn decision_keys(redis: &TestRedis) -> Vec<String> {
 
 /// Waits until at least `count` decision keys exist under the test prefix.
 async fn wait_for_keys(redis: &TestRedis, count: usize) -> Vec<String> {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let keys = decision_keys(redis).await;
-        if keys.len() >= count {
-            return keys;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "expected {count} decision keys under {}, found {keys:?} among {:?}",
-            redis.prefix,
-            redis.keys().await
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let keys = redis.wait_for_keys(count, ":authorization:").await;
+    assert!(
+        keys.len() >= count,
+        "expected {count} decision keys under {}, found {keys:?} among {:?}",
+        redis.prefix,
+        redis.keys().await
+    );
+    keys
 }
 
 // ---------------------------------------------------------------------------------------------

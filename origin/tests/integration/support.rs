@@ -215,6 +215,27 @@ impl TestRedis {
     }
 }
 
+impl TestRedis {
+    /// Waits (up to 5 s) until at least `count` keys under the prefix contain `part`, and
+    /// returns those keys. Redis writes happen in the background of the answers.
+    pub async fn wait_for_keys(&self, count: usize, part: &str) -> Vec<String> {
+        let mut matching = Vec::new();
+        for _ in 0..500 {
+            matching = self
+                .keys()
+                .await
+                .into_iter()
+                .filter(|key| key.contains(part))
+                .collect();
+            if matching.len() >= count {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        matching
+    }
+}
+
 impl Drop for TestRedis {
     fn drop(&mut self) {
         let (url, prefix) = (self.url.clone(), self.prefix.clone());
