@@ -67,20 +67,31 @@ async fn origin_health(context: &Context<'_>, phase: Phase) -> Result<(), Check>
     }
 }
 
+/// What the load phases need: a healthy origin, its URL and token, and a database connection
+/// (to sample questions); or the one failed check that says why not.
+async fn prelude<'c>(
+    context: &'c Context<'_>,
+    phase: Phase,
+    name: &'static str,
+) -> Result<(&'c str, &'c str, tokio_postgres::Client), Check> {
+    origin_health(context, phase).await?;
+    let (origin, token) = context
+        .origin()
+        .map_err(|error| Check::new(phase, name, false, error))?;
+    let client = context
+        .connect()
+        .await
+        .map_err(|error| Check::new(phase, name, false, error))?;
+    Ok((origin, token, client))
+}
+
 /// Runs `performance`.
 pub async fn performance(context: &Context<'_>) -> Vec<Check> {
     const PHASE: Phase = Phase::Performance;
     const NAME: &str = "sub_100ms_authorization";
-    if let Err(check) = origin_health(context, PHASE).await {
-        return vec![check];
-    }
-    let (origin, token) = match context.origin() {
-        Ok(found) => found,
-        Err(error) => return vec![Check::new(PHASE, NAME, false, error)],
-    };
-    let client = match context.connect().await {
-        Ok(client) => client,
-        Err(error) => return vec![Check::new(PHASE, NAME, false, error)],
+    let (origin, token, client) = match prelude(context, PHASE, NAME).await {
+        Ok(ready) => ready,
+        Err(check) => return vec![check],
     };
     let bars = match thresholds(&client).await {
         Ok(bars) => bars,
@@ -161,16 +172,9 @@ pub async fn performance(context: &Context<'_>) -> Vec<Check> {
 pub async fn concurrency(context: &Context<'_>) -> Vec<Check> {
     const PHASE: Phase = Phase::Concurrency;
     const NAME: &str = "concurrent_request_capability";
-    if let Err(check) = origin_health(context, PHASE).await {
-        return vec![check];
-    }
-    let (origin, token) = match context.origin() {
-        Ok(found) => found,
-        Err(error) => return vec![Check::new(PHASE, NAME, false, error)],
-    };
-    let client = match context.connect().await {
-        Ok(client) => client,
-        Err(error) => return vec![Check::new(PHASE, NAME, false, error)],
+    let (origin, token, client) = match prelude(context, PHASE, NAME).await {
+        Ok(ready) => ready,
+        Err(check) => return vec![check],
     };
     let concurrency = context.options.concurrency.max(1);
     let total = context.options.concurrent_requests.max(concurrency);
