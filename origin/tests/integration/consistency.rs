@@ -33,6 +33,22 @@ async fn shared_generation(
         .expect("share");
 }
 
+/// The shared generation in `db`, and an origin on it (with `redis` when given) that has
+/// seen the data's revision.
+async fn serve_shared_generation(
+    db: &TestDb,
+    redis: Option<&TestRedis>,
+    expires_at: Option<std::time::SystemTime>,
+) -> (tokio_postgres::Client, TestOrigin) {
+    let client = db.client().await;
+    shared_generation(&client, expires_at).await;
+    let origin = TestOrigin::start(support::origin_vars(db, redis)).await;
+    origin
+        .wait_revision(support::current_revision(&client).await)
+        .await;
+    (client, origin)
+}
+
 fn read_question() -> Value {
     json!({"user_id": READER, "resource_type": "generation", "resource_id": GENERATION, "operation": "download"})
 }
@@ -46,12 +62,7 @@ fn with_min_revision(mut body: Value, revision: i64) -> Value {
 async fn a_revocation_is_seen_by_the_first_request_after_its_notice() {
     let db = TestDb::new().await;
     let redis = TestRedis::new();
-    let client = db.client().await;
-    shared_generation(&client, None).await;
-    let origin = TestOrigin::start(support::origin_vars(&db, Some(&redis))).await;
-    origin
-        .wait_revision(support::current_revision(&client).await)
-        .await;
+    let (_client, origin) = serve_shared_generation(&db, Some(&redis), None).await;
 
     let (_, first) = origin.authorize(read_question()).await;
     assert_eq!(
@@ -136,13 +147,8 @@ async fn min_revision_never_gets_the_stale_answer_even_with_redis_holding_it() {
 async fn a_share_grant_cached_before_its_expiry_is_denied_after_it() {
     let db = TestDb::new().await;
     let redis = TestRedis::new();
-    let client = db.client().await;
     let expires_at = std::time::SystemTime::now() + Duration::from_millis(1_500);
-    shared_generation(&client, Some(expires_at)).await;
-    let origin = TestOrigin::start(support::origin_vars(&db, Some(&redis))).await;
-    origin
-        .wait_revision(support::current_revision(&client).await)
-        .await;
+    let (_client, origin) = serve_shared_generation(&db, Some(&redis), Some(expires_at)).await;
     let (_, before) = origin.authorize(read_question()).await;
     assert_eq!(before["granted"], true, "{before}");
     assert!(before["valid_until"].is_string(), "{before}");
@@ -206,12 +212,7 @@ async fn two_origins_sharing_redis_respect_each_others_changes() {
 #[tokio::test]
 async fn concurrent_misses_for_one_key_coalesce_into_one_query() {
     let db = TestDb::new().await;
-    let client = db.client().await;
-    shared_generation(&client, None).await;
-    let origin = TestOrigin::start(support::origin_vars(&db, None)).await;
-    origin
-        .wait_revision(support::current_revision(&client).await)
-        .await;
+    let (_client, origin) = serve_shared_generation(&db, None, None).await;
     let before = origin.state.decider.facts_queries();
     let requests = (0..32).map(|_| origin.authorize(read_question()));
     let answers = futures_util::future::join_all(requests).await;
@@ -240,12 +241,7 @@ async fn concurrent_misses_for_one_key_coalesce_into_one_query() {
 async fn with_pieces_cached_a_decision_miss_needs_no_postgres() {
     let db = TestDb::new().await;
     let redis = TestRedis::new();
-    let client = db.client().await;
-    shared_generation(&client, None).await;
-    let origin = TestOrigin::start(support::origin_vars(&db, Some(&redis))).await;
-    origin
-        .wait_revision(support::current_revision(&client).await)
-        .await;
+    let (client, origin) = serve_shared_generation(&db, Some(&redis), None).await;
     // Reader's piece and the generation's piece reach Redis with the first decision.
     let (_, first) = origin.authorize(read_question()).await;
     assert_eq!(first["source"], "db", "{first}");
