@@ -2,7 +2,9 @@
 //! restarted, and the change listener's backend terminated. Tests that stop a server start
 //! their own (redis-server, or a Postgres cluster made with initdb) on a free port bound to
 //! 127.0.0.1, never the machine's; Drop guards kill them and remove their directories even when
-//! an assertion fails. Measured figures are printed (run with `--nocapture`).
+//! an assertion fails. Measured figures are printed (run with `--nocapture`). The same faults
+//! under concurrent load are in `faults_load.rs`, which reuses the servers and helpers marked
+//! `pub(crate)` here.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -215,14 +217,14 @@ async fn redis_ping(url: &str) -> redis::RedisResult<String> {
 }
 
 /// A redis-server child process on a fixed free port, killed (SIGKILL) on drop.
-struct RedisServer {
+pub(crate) struct RedisServer {
     port: u16,
     child: Option<Child>,
     dir: ScratchDir,
 }
 
 impl RedisServer {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let mut server = Self {
             port: free_port(),
             child: None,
@@ -232,12 +234,12 @@ impl RedisServer {
         server
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
     /// Starts redis-server on the port (again), without persistence, and waits for PONG.
-    async fn spawn(&mut self) {
+    pub(crate) async fn spawn(&mut self) {
         assert!(self.child.is_none(), "redis-server already running");
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
@@ -271,7 +273,7 @@ impl RedisServer {
     }
 
     /// SIGKILL: no goodbye to clients, nothing saved.
-    fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -328,13 +330,13 @@ async fn run(command: Command, log: Option<&PathBuf>) {
 
 /// A throwaway Postgres cluster (initdb, trust auth) on a free port, its socket in its own
 /// directory; stopped (immediate) and removed on drop.
-struct PgCluster {
+pub(crate) struct PgCluster {
     port: u16,
     dir: ScratchDir,
 }
 
 impl PgCluster {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let cluster = Self {
             port: free_port(),
             dir: ScratchDir::new("pg"),
@@ -363,12 +365,12 @@ impl PgCluster {
         self.dir.0.join("postgres.log")
     }
 
-    fn url(&self, database: &str) -> String {
+    pub(crate) fn url(&self, database: &str) -> String {
         format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
     }
 
     /// `pg_ctl start -w` on the cluster's port.
-    async fn pg_start(&self) {
+    pub(crate) async fn pg_start(&self) {
         let mut start = postgres_command("pg_ctl");
         start
             .arg("-D")
@@ -394,7 +396,7 @@ impl PgCluster {
     }
 
     /// `pg_ctl stop -m immediate`: every backend is killed, no goodbye to clients.
-    async fn stop_immediate(&self) {
+    pub(crate) async fn stop_immediate(&self) {
         run(self.stop_command(), Some(&self.log())).await;
     }
 }
@@ -424,7 +426,7 @@ fn vars_on(url: &str) -> HashMap<String, String> {
     .collect()
 }
 
-fn set(vars: &mut HashMap<String, String>, pairs: &[(&str, &str)]) {
+pub(crate) fn set(vars: &mut HashMap<String, String>, pairs: &[(&str, &str)]) {
     for (key, value) in pairs {
         vars.insert((*key).to_owned(), (*value).to_owned());
     }
@@ -681,12 +683,11 @@ async fn redis_stopped_answers_stay_correct_health_degrades_and_redis_comes_back
 // ---------------------------------------------------------------------------------------------
 // 2. Postgres dies and comes back
 
-/// A Postgres cluster of the test's own, migrated and holding `dataset(generations)`, and an
-/// origin on it without Redis, with 60 s TTLs and `extra` settings, its listener connected.
-/// The setup connections are closed before it returns, so stopping the cluster stops only
-/// the origin's.
-async fn origin_on_own_cluster(
-    generations: usize,
+/// A Postgres cluster of the test's own, migrated and holding `data`, and an origin on it
+/// without Redis, with 60 s TTLs and `extra` settings, its listener connected. The setup
+/// connections are closed before it returns, so stopping the cluster stops only the origin's.
+pub(crate) async fn origin_on_own_cluster(
+    data: &Dataset,
     extra: &[(&str, &str)],
 ) -> (PgCluster, TestOrigin) {
     let cluster = PgCluster::start().await;
@@ -698,7 +699,7 @@ async fn origin_on_own_cluster(
     let url = cluster.url("authz");
     authz_origin::db::migrate::run(&url).await.expect("migrate");
     let client = support::connect(&url).await;
-    support::load(&client, &dataset(generations), 0).await;
+    support::load(&client, data, 0).await;
     let revision = support::current_revision(&client).await;
     let mut vars = vars_on(&url);
     set(
@@ -718,7 +719,7 @@ async fn origin_on_own_cluster(
 async fn postgres_stopped_cached_answers_continue_misses_get_503_and_nothing_is_granted_from_an_error()
  {
     // No Redis: the only cache is L1, so what survives the outage is exactly what L1 holds.
-    let (cluster, origin) = origin_on_own_cluster(2, &[]).await;
+    let (cluster, origin) = origin_on_own_cluster(&dataset(2), &[]).await;
 
     let granted = question(OWNER, 1, "read");
     let denied = question(STRANGER, 1, "read");
@@ -888,13 +889,13 @@ async fn postgres_stopped_cached_answers_continue_misses_get_503_and_nothing_is_
 
 /// The application_name of the test's own connections, so they are never taken for the
 /// listener.
-const TEST_APPLICATION: &str = "authz-faults-test";
+pub(crate) const TEST_APPLICATION: &str = "authz-faults-test";
 
 /// The listener's backend: the client backend on `database` named `authz-origin/listener`, or
 /// (for a listener that sets no application_name) one that is neither ours nor one of the
 /// origin's pools (`authz-origin/<pool>`) whose last statement is the listener's (`LISTEN
 /// authz_changes`, then `SELECT authz_current_revision()`).
-async fn listener_backend(client: &tokio_postgres::Client, database: &str) -> i32 {
+pub(crate) async fn listener_backend(client: &tokio_postgres::Client, database: &str) -> i32 {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let rows = client
@@ -1243,7 +1244,7 @@ async fn a_silent_path_to_postgres_stops_cached_grants_within_seconds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn with_stale_on_error_denies_only_cached_denies_outlive_postgres() {
     let (cluster, origin) =
-        origin_on_own_cluster(1, &[("AUTHZ_SERVE_STALE_ON_ERROR", "denies")]).await;
+        origin_on_own_cluster(&dataset(1), &[("AUTHZ_SERVE_STALE_ON_ERROR", "denies")]).await;
     let granted = question(OWNER, 1, "read");
     let denied = question(STRANGER, 1, "read");
     for body in [&granted, &denied] {

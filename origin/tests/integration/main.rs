@@ -7,6 +7,7 @@ mod consistency;
 mod corpus;
 mod differential;
 mod faults;
+mod faults_load;
 mod monitoring;
 mod openapi;
 mod rate_limit;
