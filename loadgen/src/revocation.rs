@@ -1,17 +1,26 @@
-//! Revocation lag. Each round: a share is (re)activated and the origin is polled until it
-//! grants (so the grant is cached in L1 and Redis); then the share is revoked with plain SQL on
-//! a separate connection, and `pollers` concurrent requesters ask the same question back to
-//! back until one is denied. The lag is from the moment the revoking `UPDATE` returned to its
-//! writer (its commit acknowledged) to the first deny received. Any grant *received* after
-//! that moment counts as stale.
+//! Revocation lag. Each round: a share is (re)activated and the service is polled until it
+//! grants (so the grant is cached); then the share is revoked with plain SQL on a separate
+//! connection, and `pollers` concurrent requesters ask the same question back to back until
+//! one is denied. The lag is from the moment the revoking `UPDATE` returned to its writer
+//! (its commit acknowledged) to the first deny received. Any grant *received* after that
+//! moment counts as stale. Right after the commit, the question is also asked once with
+//! `min_revision` set to the database's revision: that answer must be a deny.
+//!
+//! `authz-bench revocation` runs rounds back to back on an otherwise idle service;
+//! `authz-bench load --probe-interval-ms` runs them while the load runs.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use serde_json::{Value, json};
+use authz_core::jwt::JwtKey;
+use serde::Serialize;
+use serde_json::json;
 use tokio_postgres::NoTls;
+
+use crate::load::client::{self, Target};
+use crate::questions::Question;
 
 /// Options of `authz-bench revocation`.
 #[derive(Debug, clap::Args)]
@@ -36,7 +45,8 @@ pub struct Options {
     json: Option<std::path::PathBuf>,
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+/// The `p`th percentile of sorted values (nearest rank).
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }
@@ -44,89 +54,226 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.min(sorted.len() - 1)]
 }
 
-async fn ask(client: &reqwest::Client, options: &Options, body: &Value) -> anyhow::Result<bool> {
-    let response = client
-        .post(format!("{}/v1/authorize", options.origin))
-        .bearer_auth(&options.service_token)
-        .json(body)
-        .send()
-        .await?;
-    if !response.status().is_success() {
-        bail!("origin answered {}", response.status());
-    }
-    let answer: Value = response.json().await?;
-    answer["granted"].as_bool().context("no granted field")
+/// One measured round.
+#[derive(Debug, Clone, Copy)]
+pub struct Round {
+    /// Commit acknowledged to first deny.
+    pub lag_ms: f64,
+    /// The revoking `UPDATE`'s round trip, as its writer saw it.
+    pub commit_ms: f64,
+    /// Grants received after the commit (all within the lag).
+    pub stale: u64,
+    /// Grants answered to a question asked with `min_revision` at the revoking revision.
+    pub stale_with_min_revision: u64,
 }
 
-/// Runs the measurement and prints the summary.
-pub async fn run(options: Options) -> anyhow::Result<()> {
-    let (db, connection) = tokio_postgres::connect(&options.database_url, NoTls).await?;
-    tokio::spawn(connection);
-    let owner = uuid::Uuid::new_v4();
-    let reader = uuid::Uuid::new_v4();
-    let generation = uuid::Uuid::new_v4();
-    db.execute(
-        "INSERT INTO users (id, email) VALUES ($1, $2), ($3, $4)",
-        &[
-            &owner,
-            &format!("{owner}@bench.invalid"),
-            &reader,
-            &format!("{reader}@bench.invalid"),
-        ],
-    )
-    .await?;
-    db.execute(
-        "INSERT INTO generations (id, user_id, status) VALUES ($1, $2, 'completed')",
-        &[&generation, &owner],
-    )
-    .await?;
-    db.execute(
-        "INSERT INTO generation_shares (generation_id, shared_with_user_id, permission_level, is_active) VALUES ($1, $2, 'read', false)",
-        &[&generation, &reader],
-    )
-    .await?;
-    let body = json!({
-        "user_id": reader, "resource_type": "generation",
-        "resource_id": generation, "operation": "read",
-    });
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(64)
-        .timeout(Duration::from_secs(5))
-        .build()?;
-    let options = Arc::new(options);
-    let mut lags_ms = Vec::with_capacity(options.rounds);
-    let mut commit_ms = Vec::with_capacity(options.rounds);
-    let mut stale_total = 0u64;
-    for round in 0..options.rounds {
+/// The rounds of a run, summarised.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct LagSummary {
+    /// Rounds measured.
+    pub rounds: usize,
+    /// Lag percentiles (ms): p50, p90, p99, max.
+    pub lag_ms: serde_json::Value,
+    /// The revoking `UPDATE`'s round trip (ms): p50, p99.
+    pub revoking_update_round_trip_ms: serde_json::Value,
+    /// Grants received after the commit, all within the lag.
+    pub stale_grants_received_after_commit: u64,
+    /// Grants to questions asked with `min_revision` at or past the revocation: must be 0.
+    pub stale_with_min_revision: u64,
+}
+
+/// Summarises rounds.
+pub fn summarise(rounds: &[Round]) -> LagSummary {
+    let mut lags: Vec<f64> = rounds.iter().map(|round| round.lag_ms).collect();
+    lags.sort_by(f64::total_cmp);
+    let mut commits: Vec<f64> = rounds.iter().map(|round| round.commit_ms).collect();
+    commits.sort_by(f64::total_cmp);
+    LagSummary {
+        rounds: rounds.len(),
+        lag_ms: json!({
+            "p50": percentile(&lags, 50.0),
+            "p90": percentile(&lags, 90.0),
+            "p99": percentile(&lags, 99.0),
+            "max": lags.last().copied().unwrap_or(f64::NAN),
+        }),
+        revoking_update_round_trip_ms: json!({
+            "p50": percentile(&commits, 50.0),
+            "p99": percentile(&commits, 99.0),
+        }),
+        stale_grants_received_after_commit: rounds.iter().map(|round| round.stale).sum(),
+        stale_with_min_revision: rounds
+            .iter()
+            .map(|round| round.stale_with_min_revision)
+            .sum(),
+    }
+}
+
+/// A user, a generation owned by another user and a share between them, made for measuring.
+pub struct Probe {
+    db: tokio_postgres::Client,
+    owner: uuid::Uuid,
+    reader: uuid::Uuid,
+    generation: uuid::Uuid,
+    base_url: String,
+    target: Target,
+    token: String,
+    key: Option<JwtKey>,
+    http: reqwest::Client,
+}
+
+impl Probe {
+    /// Creates the probe's rows in the service's database.
+    pub async fn create(
+        database_url: &str,
+        base_url: &str,
+        target: Target,
+        token: &str,
+        key: Option<JwtKey>,
+    ) -> anyhow::Result<Self> {
+        let (db, connection) = tokio_postgres::connect(database_url, NoTls).await?;
+        tokio::spawn(connection);
+        let owner = uuid::Uuid::new_v4();
+        let reader = uuid::Uuid::new_v4();
+        let generation = uuid::Uuid::new_v4();
         db.execute(
-            "UPDATE generation_shares SET is_active = true WHERE generation_id = $1",
-            &[&generation],
+            "INSERT INTO users (id, email) VALUES ($1, $2), ($3, $4)",
+            &[
+                &owner,
+                &format!("{owner}@bench.invalid"),
+                &reader,
+                &format!("{reader}@bench.invalid"),
+            ],
         )
         .await?;
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !ask(&client, &options, &body).await? {
+        db.execute(
+            "INSERT INTO generations (id, user_id, status) VALUES ($1, $2, 'completed')",
+            &[&generation, &owner],
+        )
+        .await?;
+        db.execute(
+            "INSERT INTO generation_shares (generation_id, shared_with_user_id, permission_level, is_active) VALUES ($1, $2, 'read', false)",
+            &[&generation, &reader],
+        )
+        .await?;
+        Ok(Self {
+            db,
+            owner,
+            reader,
+            generation,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            target,
+            token: token.to_owned(),
+            key,
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(64)
+                .timeout(Duration::from_secs(5))
+                .build()?,
+        })
+    }
+
+    /// Deletes the probe's rows.
+    pub async fn remove(self) -> anyhow::Result<()> {
+        self.db
+            .execute(
+                "DELETE FROM users WHERE id = $1 OR id = $2",
+                &[&self.owner, &self.reader],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn ask(&self, min_revision: Option<u64>) -> anyhow::Result<bool> {
+        let question = Question {
+            user_id: self.reader,
+            resource_type: "generation".to_owned(),
+            resource_id: self.generation,
+            operation: "read".to_owned(),
+        };
+        let response = match self.target {
+            Target::Origin => {
+                let mut body = serde_json::to_value(&question)?;
+                if let (Some(revision), Some(object)) = (min_revision, body.as_object_mut()) {
+                    object.insert("min_revision".to_owned(), revision.into());
+                }
+                self.http
+                    .post(format!("{}/v1/authorize", self.base_url))
+                    .bearer_auth(&self.token)
+                    .json(&body)
+                    .send()
+                    .await?
+            }
+            Target::Edge => {
+                let prepared = client::prepare(
+                    &question,
+                    Target::Edge,
+                    &self.token,
+                    self.key.as_ref(),
+                    min_revision,
+                )?;
+                self.http
+                    .get(format!("{}{}", self.base_url, prepared.path()))
+                    .header("authorization", prepared.authorization())
+                    .send()
+                    .await?
+            }
+        };
+        if !response.status().is_success() {
+            bail!("the service answered {}", response.status());
+        }
+        let answer: serde_json::Value = response.json().await?;
+        answer["granted"].as_bool().context("no granted field")
+    }
+
+    async fn revision(&self) -> anyhow::Result<u64> {
+        let revision: i64 = self
+            .db
+            .query_one("SELECT authz_current_revision()", &[])
+            .await?
+            .get(0);
+        Ok(u64::try_from(revision).unwrap_or(0))
+    }
+
+    /// One round: grant, cache, revoke, measure.
+    pub async fn round(self: &Arc<Self>, pollers: usize) -> anyhow::Result<Round> {
+        self.db
+            .execute(
+                "UPDATE generation_shares SET is_active = true WHERE generation_id = $1",
+                &[&self.generation],
+            )
+            .await?;
+        // The edge may hold the previous round's deny in KV until its TTL: ask past the
+        // grant's revision there, so that the round does not wait for an expiry.
+        let granted_at = self.revision().await?;
+        let fresh = (self.target == Target::Edge).then_some(granted_at);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.ask(fresh).await? {
             if Instant::now() > deadline {
-                bail!("round {round}: the grant never appeared");
+                bail!("the grant never appeared");
             }
         }
         // Twice more: the grant is now cached.
-        ask(&client, &options, &body).await?;
-        ask(&client, &options, &body).await?;
+        self.ask(None).await?;
+        self.ask(None).await?;
 
         let sent = Instant::now();
-        db.execute(
-            "UPDATE generation_shares SET is_active = false WHERE generation_id = $1",
-            &[&generation],
-        )
-        .await?;
+        self.db
+            .execute(
+                "UPDATE generation_shares SET is_active = false WHERE generation_id = $1",
+                &[&self.generation],
+            )
+            .await?;
         let committed = Instant::now();
-        commit_ms.push(committed.duration_since(sent).as_secs_f64() * 1_000.0);
+        let revision = self.revision().await?;
+        // At the origin, pollers ask plainly: the lag is the invalidation's. At the edge a
+        // plain question may be answered from KV until the grant's TTL (published bound), so
+        // pollers ask with `min_revision`, as a client that just revoked would.
+        let poll_revision = (self.target == Target::Edge).then_some(revision);
         let denied = Arc::new(AtomicBool::new(false));
         let stale = Arc::new(AtomicU64::new(0));
         let first_deny = Arc::new(std::sync::Mutex::new(None::<Instant>));
         let mut tasks = Vec::new();
-        for _ in 0..options.pollers {
-            let (client, options, body) = (client.clone(), Arc::clone(&options), body.clone());
+        for _ in 0..pollers.max(1) {
+            let probe = Arc::clone(self);
             let (denied, stale, first_deny) = (
                 Arc::clone(&denied),
                 Arc::clone(&stale),
@@ -135,7 +282,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
             tasks.push(tokio::spawn(async move {
                 let deadline = committed + Duration::from_secs(5);
                 while !denied.load(Ordering::Acquire) && Instant::now() < deadline {
-                    match ask(&client, &options, &body).await {
+                    match probe.ask(poll_revision).await {
                         Ok(true) => {
                             stale.fetch_add(1, Ordering::Relaxed);
                         }
@@ -151,36 +298,49 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
                 }
             }));
         }
+        let with_min_revision = self.ask(Some(revision)).await;
         for task in tasks {
             task.await?;
         }
         let Some(at) = first_deny.lock().ok().and_then(|first| *first) else {
-            bail!("round {round}: still granted 5 s after the revocation");
+            bail!("still granted 5 s after the revocation");
         };
-        lags_ms.push(at.duration_since(committed).as_secs_f64() * 1_000.0);
-        stale_total += stale.load(Ordering::Relaxed);
+        Ok(Round {
+            lag_ms: at.duration_since(committed).as_secs_f64() * 1_000.0,
+            commit_ms: committed.duration_since(sent).as_secs_f64() * 1_000.0,
+            stale: stale.load(Ordering::Relaxed),
+            // An error (the service could not decide) is not a grant.
+            stale_with_min_revision: u64::from(matches!(with_min_revision, Ok(true))),
+        })
     }
-    db.execute(
-        "DELETE FROM users WHERE id = $1 OR id = $2",
-        &[&owner, &reader],
-    )
-    .await?;
-    let mut sorted = lags_ms.clone();
-    sorted.sort_by(f64::total_cmp);
-    let mut commits = commit_ms.clone();
-    commits.sort_by(f64::total_cmp);
-    let summary = json!({
-        "rounds": options.rounds,
-        "pollers": options.pollers,
-        "lag_ms": {
-            "p50": percentile(&sorted, 50.0),
-            "p90": percentile(&sorted, 90.0),
-            "p99": percentile(&sorted, 99.0),
-            "max": sorted.last().copied().unwrap_or(f64::NAN),
-        },
-        "revoking_update_round_trip_ms": { "p50": percentile(&commits, 50.0), "p99": percentile(&commits, 99.0) },
-        "stale_grants_received_after_commit": stale_total,
-    });
+}
+
+/// Runs the measurement and prints the summary.
+pub async fn run(options: Options) -> anyhow::Result<()> {
+    let probe = Arc::new(
+        Probe::create(
+            &options.database_url,
+            &options.origin,
+            Target::Origin,
+            &options.service_token,
+            None,
+        )
+        .await?,
+    );
+    let mut rounds = Vec::with_capacity(options.rounds);
+    for round in 0..options.rounds {
+        rounds.push(
+            probe
+                .round(options.pollers)
+                .await
+                .with_context(|| format!("round {round}"))?,
+        );
+    }
+    if let Ok(probe) = Arc::try_unwrap(probe) {
+        probe.remove().await?;
+    }
+    let mut summary = serde_json::to_value(summarise(&rounds))?;
+    summary["pollers"] = options.pollers.into();
     println!("{}", serde_json::to_string_pretty(&summary)?);
     if let Some(path) = &options.json {
         std::fs::write(path, serde_json::to_string_pretty(&summary)?)?;

@@ -1,0 +1,276 @@
+//! What a load run measured: latency histograms (from the intended send time, so that an
+//! open-loop run counts the queueing a slow answer causes, and from the actual send time),
+//! answers by tier, errors by kind, and a per-second timeline.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use super::client::Answer;
+
+/// Latency percentiles in milliseconds.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct Percentiles {
+    /// Median.
+    pub p50: f64,
+    /// 95th.
+    pub p95: f64,
+    /// 99th.
+    pub p99: f64,
+    /// 99.9th.
+    pub p999: f64,
+    /// Largest.
+    pub max: f64,
+    /// Mean.
+    pub mean: f64,
+}
+
+impl Percentiles {
+    fn of(histogram: &Histogram<u64>) -> Self {
+        let ms = |micros: u64| micros as f64 / 1_000.0;
+        Self {
+            p50: ms(histogram.value_at_quantile(0.50)),
+            p95: ms(histogram.value_at_quantile(0.95)),
+            p99: ms(histogram.value_at_quantile(0.99)),
+            p999: ms(histogram.value_at_quantile(0.999)),
+            max: ms(histogram.max()),
+            mean: histogram.mean() / 1_000.0,
+        }
+    }
+}
+
+/// One second of the run.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct Second {
+    /// Seconds since the start (warm-up included).
+    pub t: u64,
+    /// Answers received in this second.
+    pub requests: u64,
+    /// Errors (non-200 or no answer).
+    pub errors: u64,
+    /// Share of decisions answered by a cache (`l1`, `l2`, `edge`).
+    pub hit_rate: f64,
+    /// Median latency (ms).
+    pub p50: f64,
+    /// 99th percentile latency (ms).
+    pub p99: f64,
+}
+
+struct SecondBucket {
+    requests: u64,
+    errors: u64,
+    decisions: u64,
+    hits: u64,
+    latency: Histogram<u64>,
+}
+
+/// Collects every answer of a run. Shared behind a mutex: one short critical section per
+/// answer is far below a request's own cost.
+pub struct Recorder {
+    start: Instant,
+    measured_from: Instant,
+    latency: Histogram<u64>,
+    service: Histogram<u64>,
+    tiers: BTreeMap<String, u64>,
+    errors: BTreeMap<String, u64>,
+    grants: u64,
+    seconds: Vec<SecondBucket>,
+}
+
+fn histogram() -> Histogram<u64> {
+    // 1 µs to 10 min, 3 significant digits; `saturating_record` clamps anything longer.
+    Histogram::new_with_bounds(1, 600_000_000, 3).expect("constant, valid bounds")
+}
+
+/// Whether an answering tier is a cache.
+pub fn is_cache_hit(tier: &str) -> bool {
+    matches!(tier, "l1" | "l2" | "edge")
+}
+
+impl Recorder {
+    /// A recorder whose totals count answers received after `warmup`.
+    pub fn new(start: Instant, warmup: Duration) -> Self {
+        Self {
+            start,
+            measured_from: start + warmup,
+            latency: histogram(),
+            service: histogram(),
+            tiers: BTreeMap::new(),
+            errors: BTreeMap::new(),
+            grants: 0,
+            seconds: Vec::new(),
+        }
+    }
+
+    /// Records one answer: `intended` is when the schedule wanted it sent, `sent` when it
+    /// was, `received` when its answer arrived.
+    pub fn record(&mut self, intended: Instant, sent: Instant, received: Instant, answer: &Answer) {
+        let micros = |from: Instant| {
+            u64::try_from(received.saturating_duration_since(from).as_micros()).unwrap_or(u64::MAX)
+        };
+        let (latency, service) = (micros(intended).max(1), micros(sent).max(1));
+        let second = usize::try_from(received.saturating_duration_since(self.start).as_secs())
+            .unwrap_or(usize::MAX);
+        if self.seconds.len() <= second && second < 100_000 {
+            self.seconds.resize_with(second + 1, || SecondBucket {
+                requests: 0,
+                errors: 0,
+                decisions: 0,
+                hits: 0,
+                latency: Histogram::new_with_bounds(1, 600_000_000, 2)
+                    .expect("constant, valid bounds"),
+            });
+        }
+        let error = match answer {
+            Answer::Decision { .. } => None,
+            Answer::Status(status) => Some(format!("status {status}")),
+            Answer::Failed(why) => Some(why.clone()),
+        };
+        if let Some(bucket) = self.seconds.get_mut(second) {
+            bucket.requests += 1;
+            bucket.latency.saturating_record(latency);
+            if error.is_some() {
+                bucket.errors += 1;
+            }
+            if let Answer::Decision { tier, .. } = answer {
+                bucket.decisions += 1;
+                if is_cache_hit(tier) {
+                    bucket.hits += 1;
+                }
+            }
+        }
+        if received < self.measured_from {
+            return;
+        }
+        self.latency.saturating_record(latency);
+        self.service.saturating_record(service);
+        match answer {
+            Answer::Decision { granted, tier } => {
+                *self.tiers.entry(tier.clone()).or_default() += 1;
+                self.grants += u64::from(*granted);
+            }
+            _ => {
+                *self.errors.entry(error.unwrap_or_default()).or_default() += 1;
+            }
+        }
+    }
+
+    /// Answers received in second `t` so far, and the errors among them (for progress lines).
+    pub fn second(&self, t: usize) -> Option<(u64, u64, f64)> {
+        self.seconds.get(t).map(|bucket| {
+            (
+                bucket.requests,
+                bucket.errors,
+                bucket.latency.value_at_quantile(0.99) as f64 / 1_000.0,
+            )
+        })
+    }
+
+    /// The totals of the measured part of the run, `elapsed` long.
+    pub fn summary(&self, elapsed: Duration) -> Summary {
+        let decisions: u64 = self.tiers.values().sum();
+        let errors: u64 = self.errors.values().sum();
+        let hits: u64 = self
+            .tiers
+            .iter()
+            .filter(|(tier, _)| is_cache_hit(tier))
+            .map(|(_, count)| count)
+            .sum();
+        let rate = |count: u64| {
+            if decisions == 0 {
+                0.0
+            } else {
+                count as f64 / decisions as f64
+            }
+        };
+        Summary {
+            requests: decisions + errors,
+            decisions,
+            grants: self.grants,
+            errors,
+            errors_by_kind: self.errors.clone(),
+            seconds: elapsed.as_secs_f64(),
+            throughput: (decisions + errors) as f64 / elapsed.as_secs_f64().max(1e-9),
+            latency_ms: Percentiles::of(&self.latency),
+            service_time_ms: Percentiles::of(&self.service),
+            tiers: self.tiers.clone(),
+            hit_rate: rate(hits),
+            hit_rate_by_tier: self
+                .tiers
+                .iter()
+                .map(|(tier, count)| (tier.clone(), rate(*count)))
+                .collect(),
+            spectrum: spectrum(&self.latency),
+            timeline: self
+                .seconds
+                .iter()
+                .enumerate()
+                .map(|(t, bucket)| Second {
+                    t: t as u64,
+                    requests: bucket.requests,
+                    errors: bucket.errors,
+                    hit_rate: if bucket.decisions == 0 {
+                        0.0
+                    } else {
+                        bucket.hits as f64 / bucket.decisions as f64
+                    },
+                    p50: bucket.latency.value_at_quantile(0.5) as f64 / 1_000.0,
+                    p99: bucket.latency.value_at_quantile(0.99) as f64 / 1_000.0,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The latency at quantiles from 0 to 0.99999, spaced evenly in "nines" (for the
+/// distribution chart): `(nines, ms)` where nines = -log10(1 - quantile).
+fn spectrum(histogram: &Histogram<u64>) -> Vec<(f64, f64)> {
+    if histogram.is_empty() {
+        return Vec::new();
+    }
+    (0..=50)
+        .map(|step| {
+            let nines = f64::from(step) / 10.0;
+            let quantile = 1.0 - 10f64.powf(-nines);
+            (
+                nines,
+                histogram.value_at_quantile(quantile) as f64 / 1_000.0,
+            )
+        })
+        .collect()
+}
+
+/// The totals of a run's measured part.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct Summary {
+    /// Requests answered or failed.
+    pub requests: u64,
+    /// 200 decisions.
+    pub decisions: u64,
+    /// Grants among them.
+    pub grants: u64,
+    /// Non-200 answers and failed exchanges.
+    pub errors: u64,
+    /// Errors by status or failure.
+    pub errors_by_kind: BTreeMap<String, u64>,
+    /// Length of the measured part.
+    pub seconds: f64,
+    /// Requests per second.
+    pub throughput: f64,
+    /// Latency from the intended send time (includes queueing behind slow answers).
+    pub latency_ms: Percentiles,
+    /// Latency from the actual send time.
+    pub service_time_ms: Percentiles,
+    /// Decisions by answering tier.
+    pub tiers: BTreeMap<String, u64>,
+    /// Share of decisions answered by a cache.
+    pub hit_rate: f64,
+    /// Share of decisions answered by each tier.
+    pub hit_rate_by_tier: BTreeMap<String, f64>,
+    /// `(nines, ms)` points of the latency distribution.
+    pub spectrum: Vec<(f64, f64)>,
+    /// One entry a second, warm-up included.
+    pub timeline: Vec<Second>,
+}

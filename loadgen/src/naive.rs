@@ -1,0 +1,133 @@
+//! The naive baseline: what an authorization check costs with no cache and no pool. Each
+//! question opens its own Postgres connection, asks the decision function
+//! (`check_user_authorization_enterprise`, the same rules in SQL) and closes the connection,
+//! `connections` workers back to back. It skips HTTP altogether, so the comparison flatters
+//! the baseline, never us.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use tokio_postgres::NoTls;
+
+use crate::load::client::Answer;
+use crate::load::record::Recorder;
+use crate::load::{Picker, Workload};
+use crate::questions::{self, Question};
+
+/// Options of `authz-bench naive`.
+#[derive(Debug, clap::Args)]
+pub struct Options {
+    /// The seeded database.
+    #[arg(long, env = "POSTGRES_PRIMARY_URL")]
+    database_url: String,
+    /// A file of questions (JSON lines) instead of sampling.
+    #[arg(long)]
+    questions: Option<PathBuf>,
+    /// How many questions to sample.
+    #[arg(long, default_value_t = 5_000)]
+    keys: usize,
+    /// How questions are picked.
+    #[arg(long, value_enum, default_value = "uniform")]
+    workload: Workload,
+    /// The Zipf exponent.
+    #[arg(long, default_value_t = 1.0)]
+    zipf_s: f64,
+    /// Concurrent workers.
+    #[arg(long, default_value_t = 16)]
+    connections: usize,
+    /// Measured seconds.
+    #[arg(long, default_value_t = 20)]
+    duration: u64,
+    /// Write the summary as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+async fn ask(database_url: &str, question: &Question) -> anyhow::Result<bool> {
+    let (db, connection) = tokio_postgres::connect(database_url, NoTls).await?;
+    let driver = tokio::spawn(connection);
+    let row = db
+        .query_one(
+            "SELECT granted FROM check_user_authorization_enterprise($1, $2, $3, $4)",
+            &[
+                &question.user_id,
+                &question.resource_type,
+                &question.resource_id,
+                &question.operation,
+            ],
+        )
+        .await?;
+    drop(db);
+    let _ = driver.await;
+    Ok(row.get(0))
+}
+
+/// Runs the baseline and prints its summary.
+pub async fn run(options: Options) -> anyhow::Result<()> {
+    let questions: Arc<Vec<Question>> = Arc::new(match &options.questions {
+        Some(path) => questions::read(path)?,
+        None => questions::sample(&options.database_url, options.keys).await?,
+    });
+    // One check that the function answers at all, before timing.
+    let Some(first) = questions.first() else {
+        bail!("no questions");
+    };
+    ask(&options.database_url, first)
+        .await
+        .context("the decision function does not answer")?;
+    Picker::new(options.workload, options.zipf_s, questions.len(), 0)?;
+    let start = Instant::now();
+    let end = start + Duration::from_secs(options.duration);
+    let recorder = Arc::new(Mutex::new(Recorder::new(start, Duration::ZERO)));
+    let mut workers = Vec::new();
+    for index in 0..options.connections.max(1) {
+        let (questions, recorder, url) = (
+            Arc::clone(&questions),
+            Arc::clone(&recorder),
+            options.database_url.clone(),
+        );
+        let mut picker = Picker::new(
+            options.workload,
+            options.zipf_s,
+            questions.len(),
+            index as u64,
+        )?;
+        workers.push(tokio::spawn(async move {
+            while Instant::now() < end {
+                let question = &questions[picker.next()];
+                let sent = Instant::now();
+                let answer = match ask(&url, question).await {
+                    Ok(granted) => Answer::Decision {
+                        granted,
+                        tier: "naive".to_owned(),
+                    },
+                    Err(error) => Answer::Failed(error.to_string()),
+                };
+                if let Ok(mut recorder) = recorder.lock() {
+                    recorder.record(sent, sent, Instant::now(), &answer);
+                }
+            }
+        }));
+    }
+    for worker in workers {
+        worker.await?;
+    }
+    let summary = recorder
+        .lock()
+        .map_err(|_| anyhow::anyhow!("a worker panicked"))?
+        .summary(start.elapsed());
+    let mut value = serde_json::to_value(&summary)?;
+    if let Some(object) = value.as_object_mut() {
+        object.remove("timeline");
+        object.remove("spectrum");
+        object.insert("connections".to_owned(), options.connections.into());
+    }
+    let text = serde_json::to_string_pretty(&value)?;
+    println!("{text}");
+    if let Some(path) = &options.json {
+        std::fs::write(path, text)?;
+    }
+    Ok(())
+}
