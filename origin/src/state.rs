@@ -76,6 +76,8 @@ impl AppState {
     /// Builds the state: pools (lazy connections), Redis tiers (lazy), the decider. Does not
     /// start the listener; see [`AppState::spawn_background`].
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        // The recorder first: the pools register their metric handles with it.
+        let metrics = metrics_handle();
         let pools = Pools::connect(&config).await?;
         let mut redis_tiers = BTreeMap::new();
         for (name, url) in &config.redis_urls {
@@ -119,7 +121,7 @@ impl AppState {
             decider: Arc::new(decider),
             redis_tiers: Arc::new(redis_tiers),
             invalidation,
-            metrics: metrics_handle(),
+            metrics,
             started_at: Instant::now(),
             rate_limits,
             last_warming: Arc::new(std::sync::Mutex::new(None)),

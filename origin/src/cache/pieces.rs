@@ -87,6 +87,9 @@ impl PieceCache {
         resources: &[Resource],
         min_revision: Option<u64>,
     ) -> KnownPieces {
+        if self.users.is_none() && self.resources.is_none() {
+            return KnownPieces::default();
+        }
         let user_keys: Vec<String> = users.iter().map(user_key).collect();
         let resource_keys: Vec<String> = resources.iter().map(resource_key).collect();
         let (user_values, resource_values) = tokio::join!(

@@ -118,6 +118,8 @@ pub struct NamedPool {
     pub pool: Pool,
     /// Waits and failures of taking its connections.
     pub stats: Arc<PoolStats>,
+    /// `authz_pool_wait_seconds{pool}`, registered once (not looked up on every checkout).
+    wait_seconds: metrics::Histogram,
 }
 
 impl NamedPool {
@@ -127,8 +129,7 @@ impl NamedPool {
         let result = self.pool.get().await;
         let waited = started.elapsed();
         self.stats.record_acquire(waited, result.is_ok());
-        metrics::histogram!("authz_pool_wait_seconds", "pool" => self.name)
-            .record(waited.as_secs_f64());
+        self.wait_seconds.record(waited.as_secs_f64());
         if result.is_err() {
             metrics::counter!("authz_pool_errors_total", "pool" => self.name, "kind" => "acquire")
                 .increment(1);
@@ -187,6 +188,7 @@ impl Pools {
                     settings,
                     pool,
                     stats: Arc::default(),
+                    wait_seconds: metrics::histogram!("authz_pool_wait_seconds", "pool" => name),
                 },
             );
         }
@@ -232,11 +234,19 @@ impl Pools {
 
 fn build_pool(url: &str, settings: &PoolSettings, name: &str) -> anyhow::Result<Pool> {
     let mut pg_config: tokio_postgres::Config = url.parse()?;
+    // The decision pools run only the facts statements, whose plans do not depend on their
+    // arguments: the generic plan, always (see migrations/V8: a custom plan of the
+    // single-question statement looks cheaper, but planning it again costs milliseconds).
+    let plan_cache = if name.starts_with("authorization_") {
+        " -c plan_cache_mode=force_generic_plan"
+    } else {
+        ""
+    };
     pg_config
         .application_name(format!("authz-origin/{name}"))
         .connect_timeout(Duration::from_millis(settings.connect_timeout_ms))
         .options(format!(
-            "-c statement_timeout={}",
+            "-c statement_timeout={}{plan_cache}",
             settings.statement_timeout_ms
         ));
     let manager = Manager::from_config(
