@@ -102,11 +102,12 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
                     Ok(granted) => Answer::Decision {
                         granted,
                         tier: "naive".to_owned(),
+                        ttl_ms: 0,
                     },
                     Err(error) => Answer::Failed(error.to_string()),
                 };
                 if let Ok(mut recorder) = recorder.lock() {
-                    recorder.record(sent, sent, Instant::now(), &answer);
+                    recorder.record(sent, sent, Instant::now(), &answer, false);
                 }
             }
         }));

@@ -116,6 +116,9 @@ pub struct Config {
     pub ttl: TtlPolicy,
     /// `AUTHZ_L1_CAPACITY`: decisions held in process (default 100,000).
     pub l1_capacity: u64,
+    /// `AUTHZ_REFRESH_AHEAD_PERCENT`: an L1 hit in the last this-many percent of its entry's
+    /// lifetime refreshes the entry in the background (default 25; 0 turns it off; at most 90).
+    pub refresh_ahead_percent: u8,
     /// `AUTHZ_STATEMENT_TIMEOUT_MS` (default 2,000), applied to every pooled connection.
     pub statement_timeout: Duration,
     /// `AUTHZ_REQUEST_TIMEOUT_MS`: the deadline of one decision or batch (default 5,000).
@@ -296,6 +299,15 @@ impl Config {
             jwt,
             ttl,
             l1_capacity: number("AUTHZ_L1_CAPACITY", 100_000)?,
+            refresh_ahead_percent: match number("AUTHZ_REFRESH_AHEAD_PERCENT", 25)? {
+                percent @ 0..=90 => u8::try_from(percent).unwrap_or(0),
+                other => {
+                    return Err(invalid(
+                        "AUTHZ_REFRESH_AHEAD_PERCENT",
+                        format!("expected 0 to 90, got {other}"),
+                    ));
+                }
+            },
             statement_timeout: millis("AUTHZ_STATEMENT_TIMEOUT_MS", 2_000)?,
             request_timeout: millis("AUTHZ_REQUEST_TIMEOUT_MS", 5_000)?,
             pool_max_size_overrides,

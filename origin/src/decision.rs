@@ -10,7 +10,7 @@
 //! for one key coalesce into one Postgres query (moka's per-key compute).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use authz_core::cache::{CacheEntry, CacheKey, TtlPolicy, servable};
@@ -39,12 +39,32 @@ pub fn now() -> Timestamp {
     Timestamp::from_micros(micros)
 }
 
-/// An L1 value: the entry and the tier it was first obtained from.
+/// An L1 value: the entry, the tier it was first obtained from, and whether a refresh-ahead
+/// of it was already queued (at most one per entry).
 #[derive(Debug)]
 pub struct Cached {
     entry: Arc<CacheEntry>,
     source: Source,
+    refreshing: AtomicBool,
 }
+
+impl Cached {
+    fn new(entry: Arc<CacheEntry>, source: Source) -> Arc<Self> {
+        Arc::new(Self {
+            entry,
+            source,
+            refreshing: AtomicBool::new(false),
+        })
+    }
+}
+
+/// Questions whose L1 entry is about to expire, for the refresh-ahead task.
+pub type RefreshQueue = tokio::sync::mpsc::Receiver<Question>;
+
+/// Refresh-ahead requests waiting at most; beyond, entries simply expire.
+const REFRESH_QUEUE: usize = 4_096;
+/// Refreshes running at once: they share the decision pool with misses.
+const REFRESH_CONCURRENCY: usize = 2;
 
 /// L1 entries leave moka at their logical expiry (freshness is still checked on every read).
 struct EntryExpiry;
@@ -96,6 +116,8 @@ pub struct Decider {
     facts_queries: AtomicU64,
     l1_enabled: bool,
     stale_on_error: StaleOnError,
+    refresh_percent: u64,
+    refresh_queue: Option<tokio::sync::mpsc::Sender<Question>>,
 }
 
 impl std::fmt::Debug for Decider {
@@ -131,7 +153,62 @@ impl Decider {
             facts_queries: AtomicU64::new(0),
             l1_enabled: l1_capacity > 0,
             stale_on_error: StaleOnError::All,
+            refresh_percent: 0,
+            refresh_queue: None,
         }
+    }
+
+    /// Turns refresh-ahead on: an L1 hit on an entry in the last `percent` % of its lifetime
+    /// queues one background recomputation of it, so that a question asked more often than
+    /// its TTL keeps being answered from L1 instead of missing once a TTL. The entry being
+    /// served is still servable and fresh (the hit path checks it as always); the refresh
+    /// goes through the same facts path and freshness checks as a miss. Returns the queue
+    /// for [`refresh_forever`]; `percent` 0 leaves it off.
+    pub fn with_refresh_ahead(mut self, percent: u8) -> (Self, Option<RefreshQueue>) {
+        if percent == 0 || !self.l1_enabled {
+            return (self, None);
+        }
+        let (sender, receiver) = tokio::sync::mpsc::channel(REFRESH_QUEUE);
+        self.refresh_percent = u64::from(percent.min(90));
+        self.refresh_queue = Some(sender);
+        (self, Some(receiver))
+    }
+
+    /// Queues a refresh of `question` when `cached` is in its last stretch and none is queued.
+    fn refresh_if_due(&self, question: &Question, cached: &Cached, now: Timestamp) {
+        let Some(queue) = &self.refresh_queue else {
+            return;
+        };
+        let entry = &cached.entry;
+        let lifetime = entry.expires_at.as_micros() - entry.computed_at.as_micros();
+        let left = entry.expires_at.as_micros() - now.as_micros();
+        let due = i128::from(left) * 100 <= i128::from(lifetime) * i128::from(self.refresh_percent);
+        if !due || cached.refreshing.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let outcome = match queue.try_send(*question) {
+            Ok(()) => "queued",
+            Err(_) => "dropped",
+        };
+        metrics::counter!("authz_refresh_ahead_total", "outcome" => outcome).increment(1);
+    }
+
+    /// Recomputes `question` from the facts and stores the result in L1 and Redis. A failure
+    /// leaves the current entry to expire as it would have.
+    pub async fn refresh(&self, question: Question) {
+        let key = CacheKey::new(&question);
+        let outcome = match self.compute(&[question], None).await {
+            Ok(mut entries) => match entries.pop() {
+                Some((entry, source)) => {
+                    self.l2_put(vec![(key.as_str().to_owned(), Arc::clone(&entry))]);
+                    self.l1_put(&key, &entry, source).await;
+                    "refreshed"
+                }
+                None => "failed",
+            },
+            Err(_) => "failed",
+        };
+        metrics::counter!("authz_refresh_ahead_total", "outcome" => outcome).increment(1);
     }
 
     /// What caches may answer when Postgres cannot (default: grants and denies within TTL).
@@ -188,11 +265,15 @@ impl Decider {
             return None;
         }
         let cached = self.l1.get(&CacheKey::new(question)).await?;
-        self.usable(&cached.entry, now(), min_revision)
-            .then(|| Answer {
-                entry: Arc::clone(&cached.entry),
-                source: Source::L1,
-            })
+        let now = now();
+        if !self.usable(&cached.entry, now, min_revision) {
+            return None;
+        }
+        self.refresh_if_due(question, &cached, now);
+        Some(Answer {
+            entry: Arc::clone(&cached.entry),
+            source: Source::L1,
+        })
     }
 
     /// Answers one question.
@@ -224,10 +305,7 @@ impl Decider {
                         return Ok(Op::Nop);
                     }
                     if let Some(entry) = self.l2_get(&l2_key, now, min_revision).await {
-                        return Ok(Op::Put(Arc::new(Cached {
-                            entry: Arc::new(entry),
-                            source: Source::L2,
-                        })));
+                        return Ok(Op::Put(Cached::new(Arc::new(entry), Source::L2)));
                     }
                 }
                 match self.compute(&[question], min_revision).await {
@@ -237,7 +315,7 @@ impl Decider {
                             got: 0,
                         })?;
                         self.l2_put(vec![(l2_key.clone(), Arc::clone(&entry))]);
-                        Ok(Op::Put(Arc::new(Cached { entry, source })))
+                        Ok(Op::Put(Cached::new(entry, source)))
                     }
                     Err(error) => {
                         // Postgres cannot answer: a cached entry may, within its TTL.
@@ -245,19 +323,15 @@ impl Decider {
                             .map(|existing| Arc::clone(&existing.value().entry))
                             .filter(|entry| self.usable_on_error(entry, now, min_revision));
                         match fallback {
-                            Some(entry) => Ok(Op::Put(Arc::new(Cached {
-                                entry,
-                                source: Source::L1,
-                            }))),
+                            Some(entry) => Ok(Op::Put(Cached::new(entry, Source::L1))),
                             None => match self
                                 .l2_get(&l2_key, now, min_revision)
                                 .await
                                 .filter(|entry| self.usable_on_error(entry, now, min_revision))
                             {
-                                Some(entry) => Ok(Op::Put(Arc::new(Cached {
-                                    entry: Arc::new(entry),
-                                    source: Source::L2,
-                                }))),
+                                Some(entry) => {
+                                    Ok(Op::Put(Cached::new(Arc::new(entry), Source::L2)))
+                                }
                                 None => Err(error),
                             },
                         }
@@ -411,13 +485,7 @@ impl Decider {
             return;
         }
         self.l1
-            .insert(
-                key.clone(),
-                Arc::new(Cached {
-                    entry: Arc::clone(entry),
-                    source,
-                }),
-            )
+            .insert(key.clone(), Cached::new(Arc::clone(entry), source))
             .await;
     }
 
@@ -565,5 +633,20 @@ impl Decider {
             resources,
         )
         .await
+    }
+}
+
+/// Runs the refreshes queued by L1 hits, a few at a time, until the queue closes.
+pub async fn refresh_forever(decider: Arc<Decider>, mut queue: RefreshQueue) {
+    let limit = Arc::new(tokio::sync::Semaphore::new(REFRESH_CONCURRENCY));
+    while let Some(question) = queue.recv().await {
+        let Ok(permit) = Arc::clone(&limit).acquire_owned().await else {
+            return;
+        };
+        let decider = Arc::clone(&decider);
+        tokio::spawn(async move {
+            decider.refresh(question).await;
+            drop(permit);
+        });
     }
 }

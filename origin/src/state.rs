@@ -49,6 +49,8 @@ pub struct AppStateInner {
     pub sessions: Option<crate::cache::SessionTier>,
     /// The last cache-warming pass, once one ran.
     pub last_warming: Arc<std::sync::Mutex<Option<crate::warming::WarmReport>>>,
+    /// The refresh-ahead queue, until the background task takes it.
+    pub refresh_queue: std::sync::Mutex<Option<crate::decision::RefreshQueue>>,
 }
 
 /// The process-wide Prometheus recorder (installed once, even when tests build several states).
@@ -107,6 +109,7 @@ impl AppState {
             config.ttl,
         )
         .with_stale_on_error(config.serve_stale_on_error);
+        let (decider, refresh_queue) = decider.with_refresh_ahead(config.refresh_ahead_percent);
         let rate_limits = crate::rate_limit::RateLimits::new(config.rate_limit);
         let monitoring = Arc::new(crate::monitoring::Monitoring::new(
             config.monitoring.clone(),
@@ -125,13 +128,25 @@ impl AppState {
             started_at: Instant::now(),
             rate_limits,
             last_warming: Arc::new(std::sync::Mutex::new(None)),
+            refresh_queue: std::sync::Mutex::new(refresh_queue),
         })))
     }
 
-    /// Starts the background work: monitoring, the invalidation listener, warming and the
-    /// maintenance jobs.
+    /// Starts the background work: monitoring, the invalidation listener, warming, the
+    /// refresh-ahead task and the maintenance jobs.
     pub fn spawn_background(&self) -> Vec<tokio::task::JoinHandle<()>> {
         let mut tasks = crate::monitoring::spawn(self);
+        let refresh_queue = self
+            .refresh_queue
+            .lock()
+            .ok()
+            .and_then(|mut queue| queue.take());
+        if let Some(queue) = refresh_queue {
+            tasks.push(tokio::spawn(crate::decision::refresh_forever(
+                Arc::clone(&self.decider),
+                queue,
+            )));
+        }
         tasks.extend([
             tokio::spawn(crate::invalidation::listen_forever(
                 self.config.postgres_primary_url.clone(),

@@ -45,6 +45,8 @@ pub enum Answer {
         granted: bool,
         /// `l1`, `l2`, `db`, `edge` (a KV hit) or `edge-miss`/`edge-bypass`.
         tier: String,
+        /// `ttl_ms`: how long the decision may be cached (0 when absent).
+        ttl_ms: u64,
     },
     /// Any other status.
     Status(u16),
@@ -57,6 +59,8 @@ struct DecisionBody {
     granted: bool,
     #[serde(default)]
     source: Option<String>,
+    #[serde(default)]
+    ttl_ms: Option<u64>,
 }
 
 /// Prepares the request of `question` for `target`. `key` signs edge JWTs; `token` is the
@@ -187,6 +191,7 @@ impl Connection {
         Ok(Answer::Decision {
             granted: decision.granted,
             tier,
+            ttl_ms: decision.ttl_ms.unwrap_or(0),
         })
     }
 }

@@ -219,9 +219,26 @@ impl Picker {
 
 struct Shared {
     prepared: Vec<Prepared>,
+    /// Per question: when it was last answered (µs since the start, plus one; 0: never) and
+    /// that answer's `ttl_ms`, for the ideal hit rate.
+    last_answered: Vec<AtomicU64>,
+    last_ttl_ms: Vec<AtomicU64>,
     recorder: Mutex<Recorder>,
     reconnects: AtomicU64,
     timeout: Duration,
+}
+
+impl Shared {
+    /// Notes that question `pick` was answered at `received` with `ttl_ms`, and says whether
+    /// its previous answer was still within its own `ttl_ms` (an ideal cache's hit).
+    fn answered(&self, pick: usize, start: Instant, received: Instant, ttl_ms: u64) -> bool {
+        let at = u64::try_from(received.saturating_duration_since(start).as_micros())
+            .unwrap_or(u64::MAX)
+            .saturating_add(1);
+        let before = self.last_answered[pick].swap(at, Ordering::Relaxed);
+        let before_ttl = self.last_ttl_ms[pick].swap(ttl_ms, Ordering::Relaxed);
+        before != 0 && at.saturating_sub(before) <= before_ttl.saturating_mul(1_000)
+    }
 }
 
 /// Runs one load and returns its report.
@@ -324,6 +341,8 @@ pub async fn execute(options: Options) -> anyhow::Result<Report> {
     };
     let start = Instant::now();
     let shared = Arc::new(Shared {
+        last_answered: prepared.iter().map(|_| AtomicU64::new(0)).collect(),
+        last_ttl_ms: prepared.iter().map(|_| AtomicU64::new(0)).collect(),
         prepared,
         recorder: Mutex::new(Recorder::new(start, warmup)),
         reconnects: AtomicU64::new(0),
@@ -467,6 +486,7 @@ pub async fn execute(options: Options) -> anyhow::Result<Report> {
                                     now,
                                     now,
                                     &Answer::Failed(format!("connect: {error}")),
+                                    false,
                                 );
                             }
                             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -479,19 +499,27 @@ pub async fn execute(options: Options) -> anyhow::Result<Report> {
                     },
                 };
                 let mut conn = conn;
-                let request = &shared.prepared[picker.next()];
+                let pick = picker.next();
+                let request = &shared.prepared[pick];
                 let sent = Instant::now();
                 let answer = conn.ask(request, shared.timeout).await;
                 let received = Instant::now();
                 if !matches!(answer, Answer::Failed(_)) {
                     connection = Some(conn);
                 }
+                let reusable = match &answer {
+                    Answer::Decision { ttl_ms, .. } => {
+                        shared.answered(pick, start, received, *ttl_ms)
+                    }
+                    _ => false,
+                };
                 if let Ok(mut recorder) = shared.recorder.lock() {
                     recorder.record(
                         if interval.is_some() { intended } else { sent },
                         sent,
                         received,
                         &answer,
+                        reusable,
                     );
                 }
                 if burst {

@@ -76,6 +76,7 @@ pub struct Recorder {
     tiers: BTreeMap<String, u64>,
     errors: BTreeMap<String, u64>,
     grants: u64,
+    reusable: u64,
     seconds: Vec<SecondBucket>,
 }
 
@@ -100,13 +101,22 @@ impl Recorder {
             tiers: BTreeMap::new(),
             errors: BTreeMap::new(),
             grants: 0,
+            reusable: 0,
             seconds: Vec::new(),
         }
     }
 
     /// Records one answer: `intended` is when the schedule wanted it sent, `sent` when it
-    /// was, `received` when its answer arrived.
-    pub fn record(&mut self, intended: Instant, sent: Instant, received: Instant, answer: &Answer) {
+    /// was, `received` when its answer arrived. `reusable`: the same question was answered
+    /// before, within that answer's `ttl_ms`, so an ideal cache could have answered it.
+    pub fn record(
+        &mut self,
+        intended: Instant,
+        sent: Instant,
+        received: Instant,
+        answer: &Answer,
+        reusable: bool,
+    ) {
         let micros = |from: Instant| {
             u64::try_from(received.saturating_duration_since(from).as_micros()).unwrap_or(u64::MAX)
         };
@@ -147,9 +157,10 @@ impl Recorder {
         self.latency.saturating_record(latency);
         self.service.saturating_record(service);
         match answer {
-            Answer::Decision { granted, tier } => {
+            Answer::Decision { granted, tier, .. } => {
                 *self.tiers.entry(tier.clone()).or_default() += 1;
                 self.grants += u64::from(*granted);
+                self.reusable += u64::from(reusable);
             }
             _ => {
                 *self.errors.entry(error.unwrap_or_default()).or_default() += 1;
@@ -197,6 +208,7 @@ impl Recorder {
             service_time_ms: Percentiles::of(&self.service),
             tiers: self.tiers.clone(),
             hit_rate: rate(hits),
+            ideal_hit_rate: rate(self.reusable),
             hit_rate_by_tier: self
                 .tiers
                 .iter()
@@ -267,6 +279,12 @@ pub struct Summary {
     pub tiers: BTreeMap<String, u64>,
     /// Share of decisions answered by a cache.
     pub hit_rate: f64,
+    /// The best hit rate any cache honouring the answers' TTLs could reach on this request
+    /// stream: the share of decisions whose question was answered before within that
+    /// answer's `ttl_ms` (first sightings and questions asked less often than their TTL are
+    /// misses for every cache).
+    #[serde(default)]
+    pub ideal_hit_rate: f64,
     /// Share of decisions answered by each tier.
     pub hit_rate_by_tier: BTreeMap<String, f64>,
     /// `(nines, ms)` points of the latency distribution.

@@ -180,7 +180,7 @@ impl Pools {
                 (Some(replica), "replica") => replica,
                 _ => &config.postgres_primary_url,
             };
-            let pool = build_pool(url, &settings, name)?;
+            let pool = build_pool(url, &settings, name, config.request_timeout)?;
             pools.insert(
                 name.to_owned(),
                 NamedPool {
@@ -232,7 +232,15 @@ impl Pools {
     }
 }
 
-fn build_pool(url: &str, settings: &PoolSettings, name: &str) -> anyhow::Result<Pool> {
+/// A pool for `settings`. Waiting for a free connection is bounded by the request deadline
+/// (`request_timeout`), not by `connect_timeout_ms`: a burst of misses that queues behind the
+/// pool for longer than a connect attempt but within its deadline is answered, not refused.
+fn build_pool(
+    url: &str,
+    settings: &PoolSettings,
+    name: &str,
+    request_timeout: Duration,
+) -> anyhow::Result<Pool> {
     let mut pg_config: tokio_postgres::Config = url.parse()?;
     // The decision pools run only the facts statements, whose plans do not depend on their
     // arguments: the generic plan, always (see migrations/V8: a custom plan of the
@@ -259,7 +267,9 @@ fn build_pool(url: &str, settings: &PoolSettings, name: &str) -> anyhow::Result<
     let pool = Pool::builder(manager)
         .max_size(settings.max_size)
         .runtime(Runtime::Tokio1)
-        .wait_timeout(Some(Duration::from_millis(settings.connect_timeout_ms)))
+        .wait_timeout(Some(
+            request_timeout.max(Duration::from_millis(settings.connect_timeout_ms)),
+        ))
         .create_timeout(Some(Duration::from_millis(settings.connect_timeout_ms)))
         .recycle_timeout(Some(Duration::from_millis(settings.connect_timeout_ms)))
         .build()?;

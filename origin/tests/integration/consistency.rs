@@ -8,11 +8,11 @@ use serde_json::{Value, json};
 use crate::support::{self, TestDb, TestOrigin, TestRedis};
 
 const OWNER: &str = "a0000000-0000-4000-8000-000000000001";
-const READER: &str = "a0000000-0000-4000-8000-000000000002";
-const GENERATION: &str = "d0000000-0000-4000-8000-000000000001";
+pub(crate) const READER: &str = "a0000000-0000-4000-8000-000000000002";
+pub(crate) const GENERATION: &str = "d0000000-0000-4000-8000-000000000001";
 
 /// A generation owned by OWNER with READER holding a share of `level` expiring at `expires_at`.
-async fn shared_generation(
+pub(crate) async fn shared_generation(
     client: &tokio_postgres::Client,
     expires_at: Option<std::time::SystemTime>,
 ) {

@@ -11,6 +11,7 @@ mod faults_load;
 mod monitoring;
 mod openapi;
 mod rate_limit;
+mod refresh;
 mod schema;
 mod support;
 mod validate;
