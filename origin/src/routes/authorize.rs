@@ -4,8 +4,7 @@ use std::time::{Duration, Instant};
 
 use authz_core::wire::WireDecision;
 use axum::Json;
-use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Value, json};
 
@@ -24,7 +23,10 @@ fn wire(answer: &Answer) -> WireDecision {
 /// client can tell the origin's answer latency from the transport's (`validate` compares it
 /// with its naive baseline). It tells nothing `source` does not already tell.
 fn server_timing(decided: Duration) -> [(HeaderName, HeaderValue); 1] {
-    let value = format!("decide;dur={:.3}", decided.as_secs_f64() * 1_000.0);
+    // Milliseconds with three decimals, from whole microseconds (rounded to nearest): integer
+    // formatting, cheaper than `{:.3}` of an f64 on the L1 path.
+    let micros = (decided.as_nanos() + 500) / 1_000;
+    let value = format!("decide;dur={}.{:03}", micros / 1_000, micros % 1_000);
     [(
         HeaderName::from_static("server-timing"),
         HeaderValue::from_str(&value).unwrap_or(HeaderValue::from_static("decide")),
@@ -85,10 +87,11 @@ fn authenticate_and_publish(state: &AppState, headers: &HeaderMap) -> Result<Cal
 pub async fn authorize(
     State(state): State<AppState>,
     ClientIp(client): ClientIp,
-    headers: HeaderMap,
-    body: Body,
+    request: Request,
 ) -> Result<([(HeaderName, HeaderValue); 1], Json<WireDecision>), AppError> {
-    let caller = authenticate_and_publish(&state, &headers)?;
+    // The headers by value (the `HeaderMap` extractor would clone them).
+    let (parts, body) = request.into_parts();
+    let caller = authenticate_and_publish(&state, &parts.headers)?;
     let bytes = read_body(body).await?;
     let (question, min_revision) = parse_single(&bytes, caller)?;
     state.rate_limits.check(caller, client, 1)?;
@@ -111,10 +114,10 @@ pub async fn authorize(
 pub async fn authorize_batch(
     State(state): State<AppState>,
     ClientIp(client): ClientIp,
-    headers: HeaderMap,
-    body: Body,
+    request: Request,
 ) -> Result<([(HeaderName, HeaderValue); 1], Json<Value>), AppError> {
-    let caller = authenticate_and_publish(&state, &headers)?;
+    let (parts, body) = request.into_parts();
+    let caller = authenticate_and_publish(&state, &parts.headers)?;
     let bytes = read_body(body).await?;
     let checks = parse_batch(&json_object(&bytes)?, caller)?;
     // Each check counts (see `rate_limit`).
