@@ -4,13 +4,15 @@
 //
 // scripts/test-edge.sh provides the environment: EDGE_TEST_ORIGIN_URL (a running origin),
 // EDGE_TEST_DATABASE_URL (its fresh, migrated database), EDGE_TEST_ORIGIN_BIN and
-// EDGE_TEST_ORIGIN_ENV (to start a second origin that a test may stop), AUTHZ_SERVICE_TOKEN
+// EDGE_TEST_ORIGIN_ENV (to start a second origin that a test may stop or kill), AUTHZ_SERVICE_TOKEN
 // and AUTHZ_JWT_SECRET.
 import { createHmac, randomUUID } from "node:crypto";
 import { spawn } from "node:child_process";
+import fs from "node:fs";
 import http from "node:http";
 import net from "node:net";
 import path from "node:path";
+import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 
 import { Miniflare } from "miniflare";
@@ -20,6 +22,8 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 // worker-build 0.8 writes build/index.js + build/index_bg.wasm; build/worker/shim.mjs (wrangler.toml's
 // `main`) re-exports index.js.
 export const WORKER_DIR = path.resolve(here, "../build");
+/** The repository root. */
+const ROOT = path.resolve(here, "../..");
 
 function required(name) {
   const value = process.env[name];
@@ -50,9 +54,10 @@ export function workerModules() {
 /**
  * Starts the built worker with its bindings. `originUrl` is what the worker calls (usually a
  * counting proxy); `memoryEntries` sets AUTHZ_EDGE_MEMORY_CACHE_ENTRIES (default: the
- * wrangler.toml default).
+ * wrangler.toml default); `onLog({ level, message, timestamp })`, when given, receives the
+ * worker's log lines instead of this process's stdout (a load test's thousands of 503s).
  */
-export async function startEdge({ originUrl, memoryEntries, jwtSecret } = {}) {
+export async function startEdge({ originUrl, memoryEntries, jwtSecret, onLog } = {}) {
   const bindings = {
     ORIGIN_URL: originUrl ?? ORIGIN_URL(),
     AUTHZ_SERVICE_TOKEN: SERVICE_TOKEN(),
@@ -66,6 +71,7 @@ export async function startEdge({ originUrl, memoryEntries, jwtSecret } = {}) {
     bindings,
     // No request.cf data: it would be fetched from the internet.
     cf: false,
+    ...(onLog ? { handleStructuredLogs: onLog } : {}),
   });
   await mf.ready;
   const kv = await mf.getKVNamespace("AUTHZ_CACHE");
@@ -197,19 +203,28 @@ export async function freePort() {
   return port;
 }
 
-/** Starts the origin binary on a free port with the test environment; resolves when healthy. */
-export async function startOrigin() {
-  const port = await freePort();
+/**
+ * Starts the origin binary with the test environment on `port` (default: a free one; pass the
+ * port of a killed origin to restart it in place); resolves when healthy. `stop()` ends it with
+ * SIGTERM, `kill()` with SIGKILL (no graceful shutdown: a crash); both wait for the exit.
+ */
+export async function startOrigin({ port } = {}) {
+  port ??= await freePort();
   const env = { ...process.env, ...JSON.parse(required("EDGE_TEST_ORIGIN_ENV")), AUTHZ_LISTEN: `127.0.0.1:${port}` };
   const child = spawn(required("EDGE_TEST_ORIGIN_BIN"), ["serve"], { env, stdio: ["ignore", "ignore", "pipe"] });
   let stderr = "";
   child.stderr.on("data", (chunk) => {
     stderr = (stderr + chunk).slice(-4000);
   });
+  // A process killed by a signal has `exitCode` null: watch the event instead.
+  let exited = false;
+  const exit = new Promise((resolve) => child.once("exit", resolve)).then(() => {
+    exited = true;
+  });
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 20000;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`origin exited: ${stderr}`);
+    if (exited) throw new Error(`origin exited: ${stderr}`);
     try {
       const response = await fetch(`${url}/api/v1/health`);
       if (response.ok) break;
@@ -220,17 +235,22 @@ export async function startOrigin() {
       child.kill("SIGKILL");
       throw new Error(`origin did not become healthy: ${stderr}`);
     }
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await sleep(25);
   }
   return {
     url,
+    port,
     async stop() {
-      if (child.exitCode !== null) return;
-      const exited = new Promise((resolve) => child.once("exit", resolve));
+      if (exited) return;
       child.kill("SIGTERM");
       const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
-      await exited;
+      await exit;
       clearTimeout(timer);
+    },
+    async kill() {
+      if (exited) return;
+      child.kill("SIGKILL");
+      await exit;
     },
   };
 }
@@ -356,6 +376,29 @@ export async function ownerDataset(client) {
   return ids;
 }
 
+/**
+ * `count` owners, each with one generation in a private project of theirs (so an owner is
+ * granted every operation on their own generation and denied, `no_relationship`, on the others').
+ */
+export async function ownersDataset(client, count) {
+  const owners = Array.from({ length: count }, () => ({
+    user: randomUUID(),
+    project: randomUUID(),
+    generation: randomUUID(),
+  }));
+  await loadRows(client, {
+    users: owners.map(({ user }) => ({ id: user })),
+    projects: owners.map(({ user, project }) => ({ id: project, user_id: user, visibility: "private" })),
+    generations: owners.map(({ user, project, generation }) => ({
+      id: generation,
+      user_id: user,
+      project_id: project,
+      status: "completed",
+    })),
+  });
+  return owners;
+}
+
 // --- time -----------------------------------------------------------------------------------
 
 /** RFC 3339 to microseconds since the epoch, exactly (JavaScript dates stop at ms). */
@@ -369,3 +412,87 @@ export function parseMicros(text) {
 }
 
 export const nowMicros = () => Date.now() * 1000;
+
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Calls `check` (sync or async) every `intervalMs` until it returns something truthy, which it
+ * returns; throws `what` after `timeoutMs`.
+ */
+export async function pollUntil(check, { timeoutMs = 5000, intervalMs = 20, what = "the condition" } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(intervalMs);
+  }
+}
+
+// --- load and fault reports -----------------------------------------------------------------
+
+/**
+ * A steady load on `edge`: `concurrency` async loops, each sending `pick()`'s next question
+ * (`{ path, token, ... }`; its other fields are kept in the record) back to back until `stop()`.
+ * Every answer is recorded in `records` with `sent` and `received` (ms on the load's clock,
+ * `now()`), `status`, `granted`, `cache` (X-Authz-Cache), `revision` and the error `code`.
+ * `stop()` waits for the requests in flight and returns the records.
+ */
+export function startLoad(edge, { concurrency, pick }) {
+  const t0 = performance.now();
+  const now = () => performance.now() - t0;
+  const records = [];
+  let running = true;
+  const loop = async () => {
+    while (running) {
+      const question = pick();
+      const { path: pathAndQuery, token, ...rest } = question;
+      const sent = now();
+      let answer;
+      try {
+        answer = await edge.request(pathAndQuery, { token });
+      } catch (error) {
+        // The worker could not be reached at all: status 0, for the test to judge.
+        answer = { status: 0, json: { error: { code: `dispatch failed: ${error.message}` } }, headers: new Headers() };
+      }
+      records.push({
+        ...rest,
+        sent,
+        received: now(),
+        status: answer.status,
+        granted: answer.json?.granted ?? null,
+        revision: answer.json?.revision ?? null,
+        cache: answer.headers.get("x-authz-cache"),
+        code: answer.json?.error?.code ?? null,
+      });
+    }
+  };
+  const loops = Array.from({ length: concurrency }, loop);
+  return {
+    records,
+    now,
+    async stop() {
+      running = false;
+      await Promise.all(loops);
+      return records;
+    },
+  };
+}
+
+
+/**
+ * Writes `report` (its `test` name first) to `target/fault-report/<test>.json` (under
+ * `CARGO_TARGET_DIR` when set, as the origin's fault tests do) and logs one summary line of its
+ * top-level numbers.
+ */
+export function writeFaultReport(report) {
+  const dir = path.resolve(ROOT, process.env.CARGO_TARGET_DIR || "target", "fault-report");
+  fs.mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, `${report.test}.json`);
+  fs.writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
+  const numbers = Object.entries(report)
+    .filter(([, value]) => typeof value === "number" || value === null)
+    .map(([name, value]) => `${name}=${value}`);
+  console.log(`fault report ${report.test}: ${numbers.join(" ")} (${path.relative(ROOT, file)})`);
+  return file;
+}
