@@ -113,6 +113,20 @@ pgbench -i -q -s 10 "${ADMIN_URL%/*}/$PGBENCH_DB" >/dev/null 2>&1
 pgbench -S -M prepared -c 1 -T "$DURATION" "${ADMIN_URL%/*}/$PGBENCH_DB" > "$OUT/pgbench-c1.txt" 2>&1
 pgbench -S -M prepared -c 16 -j 2 -T "$DURATION" "${ADMIN_URL%/*}/$PGBENCH_DB" > "$OUT/pgbench-c16.txt" 2>&1
 grep -E "latency average|tps" "$OUT"/pgbench-c*.txt
+# The cold path's own statement, alone, for one question of the sample: the single-check form
+# (V8) as the origin runs it (prepared, parameters, generic plan), the batch form, and a bare
+# round trip (SELECT 1).
+Q=$(head -1 "$OUT/questions.jsonl")
+QU=$(sed 's/.*"user_id" *: *"\([^"]*\)".*/\1/' <<<"$Q"); QG=$(sed 's/.*"resource_id" *: *"\([^"]*\)".*/\1/' <<<"$Q")
+echo 'SELECT revision, user_piece, resource_piece FROM authz_question_pieces(:u::uuid, :t::text, :g::uuid);' > "$OUT/question.sql"
+echo "SELECT authz_current_revision(), (SELECT coalesce(jsonb_agg(authz_user_piece(u) ORDER BY n), '[]'::jsonb) FROM unnest(:ua::uuid[]) WITH ORDINALITY AS x(u, n)), (SELECT coalesce(jsonb_agg(authz_resource_piece(t, r) ORDER BY n), '[]'::jsonb) FROM unnest(:ta::text[], :ga::uuid[]) WITH ORDINALITY AS y(t, r, n));" > "$OUT/batch.sql"
+echo 'SELECT 1;' > "$OUT/one.sql"
+for f in question batch one; do
+  PGOPTIONS="-c plan_cache_mode=force_generic_plan" pgbench -n -M prepared -c 1 -T 5 \
+    -D u="$QU" -D g="$QG" -D t=generation -D ua="{$QU}" -D ga="{$QG}" -D ta="{generation}" \
+    -f "$OUT/$f.sql" "$DB_URL" > "$OUT/pgbench-$f.txt" 2>&1
+  echo "statement $f: $(grep -E 'latency average' "$OUT/pgbench-$f.txt")"
+done
 
 log "revocation lag (origin with L1 and Redis)"
 redis-cli -u "$REDIS_DB" FLUSHDB >/dev/null
