@@ -220,7 +220,7 @@ impl Picker {
 struct Shared {
     prepared: Vec<Prepared>,
     /// Per question: when it was last answered (µs since the start, plus one; 0: never) and
-    /// that answer's `ttl_ms`, for the ideal hit rate.
+    /// the longest `ttl_ms` of its answers, for the ideal hit rate.
     last_answered: Vec<AtomicU64>,
     last_ttl_ms: Vec<AtomicU64>,
     recorder: Mutex<Recorder>,
@@ -230,14 +230,19 @@ struct Shared {
 
 impl Shared {
     /// Notes that question `pick` was answered at `received` with `ttl_ms`, and says whether
-    /// its previous answer was still within its own `ttl_ms` (an ideal cache's hit).
+    /// it was answered before within the longest `ttl_ms` any of its answers carried (about
+    /// its TTL policy's): the hit of an ideal cache that renews an entry on every use within
+    /// its TTL. First sightings and questions asked less often than their TTL miss in any
+    /// cache that honours the TTL.
     fn answered(&self, pick: usize, start: Instant, received: Instant, ttl_ms: u64) -> bool {
         let at = u64::try_from(received.saturating_duration_since(start).as_micros())
             .unwrap_or(u64::MAX)
             .saturating_add(1);
         let before = self.last_answered[pick].swap(at, Ordering::Relaxed);
-        let before_ttl = self.last_ttl_ms[pick].swap(ttl_ms, Ordering::Relaxed);
-        before != 0 && at.saturating_sub(before) <= before_ttl.saturating_mul(1_000)
+        let ttl = self.last_ttl_ms[pick]
+            .fetch_max(ttl_ms, Ordering::Relaxed)
+            .max(ttl_ms);
+        before != 0 && at.saturating_sub(before) <= ttl.saturating_mul(1_000)
     }
 }
 

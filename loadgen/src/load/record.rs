@@ -279,10 +279,10 @@ pub struct Summary {
     pub tiers: BTreeMap<String, u64>,
     /// Share of decisions answered by a cache.
     pub hit_rate: f64,
-    /// The best hit rate any cache honouring the answers' TTLs could reach on this request
-    /// stream: the share of decisions whose question was answered before within that
-    /// answer's `ttl_ms` (first sightings and questions asked less often than their TTL are
-    /// misses for every cache).
+    /// The hit rate of an ideal cache on this request stream: the share of decisions whose
+    /// question was answered before within its TTL (the longest `ttl_ms` its answers carried).
+    /// First sightings and questions asked less often than their TTL miss in every cache that
+    /// honours the TTL.
     #[serde(default)]
     pub ideal_hit_rate: f64,
     /// Share of decisions answered by each tier.

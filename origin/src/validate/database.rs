@@ -109,11 +109,12 @@ const PERFORMANCE_TABLES: [&str; 5] = [
 ];
 
 /// The functions the origin, the schedulers and the guide's commands call.
-const FUNCTIONS: [&str; 9] = [
+const FUNCTIONS: [&str; 10] = [
     "authz_current_revision",
     "authz_decision_facts",
     "authz_user_piece",
     "authz_resource_piece",
+    "authz_question_pieces",
     "check_user_authorization_enterprise",
     "refresh_authorization_materialized_views",
     "get_authorization_performance_analytics",
