@@ -614,3 +614,58 @@ fn next(intended: Instant, interval: Option<Duration>) -> Instant {
         None => Instant::now(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zipf_picks_favour_the_first_questions_and_uniform_ones_do_not() {
+        let count = |workload| {
+            let mut picker = Picker::new(workload, 1.0, 1_000, 7).expect("picker");
+            let mut counts = vec![0u32; 1_000];
+            for _ in 0..100_000 {
+                counts[picker.next()] += 1;
+            }
+            counts
+        };
+        let zipf = count(Workload::Zipf);
+        // Rank 1 carries 1/H(1000) ≈ 13.4 % of the picks, rank 2 half that.
+        assert!((12_000..15_000).contains(&zipf[0]), "{}", zipf[0]);
+        assert!((5_500..7_900).contains(&zipf[1]), "{}", zipf[1]);
+        let uniform = count(Workload::Uniform);
+        assert!(uniform.iter().all(|n| (40..180).contains(n)), "{uniform:?}");
+        assert!(Picker::new(Workload::Zipf, 1.0, 0, 1).is_err());
+    }
+
+    #[test]
+    fn an_ideal_cache_hits_only_within_the_longest_ttl_seen() {
+        let shared = Shared {
+            prepared: Vec::new(),
+            last_answered: (0..2).map(|_| AtomicU64::new(0)).collect(),
+            last_ttl_ms: (0..2).map(|_| AtomicU64::new(0)).collect(),
+            recorder: Mutex::new(Recorder::new(Instant::now(), Duration::ZERO)),
+            reconnects: AtomicU64::new(0),
+            timeout: Duration::from_secs(1),
+        };
+        let start = Instant::now();
+        let at = |ms| start + Duration::from_millis(ms);
+        assert!(!shared.answered(0, start, at(0), 1_000), "a first sighting");
+        assert!(
+            shared.answered(0, start, at(900), 100),
+            "within the first answer's TTL"
+        );
+        assert!(
+            shared.answered(0, start, at(1_800), 100),
+            "the longest TTL counts"
+        );
+        assert!(
+            !shared.answered(0, start, at(2_900), 1_000),
+            "over a TTL later"
+        );
+        assert!(
+            !shared.answered(1, start, at(2_900), 1_000),
+            "another question"
+        );
+    }
+}

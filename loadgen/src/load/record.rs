@@ -292,3 +292,78 @@ pub struct Summary {
     /// One entry a second, warm-up included.
     pub timeline: Vec<Second>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decision(tier: &str) -> Answer {
+        Answer::Decision {
+            granted: true,
+            tier: tier.to_owned(),
+            ttl_ms: 30_000,
+        }
+    }
+
+    #[test]
+    fn totals_count_only_what_is_answered_after_the_warm_up() {
+        let start = Instant::now();
+        let mut recorder = Recorder::new(start, Duration::from_secs(1));
+        let early = start + Duration::from_millis(500);
+        recorder.record(early, early, early, &decision("db"), false);
+        for n in 0..98u64 {
+            let sent = start + Duration::from_millis(1_000 + n);
+            let received = sent + Duration::from_micros(100 + n * 10);
+            recorder.record(sent, sent, received, &decision("l1"), true);
+        }
+        let at = start + Duration::from_millis(1_500);
+        recorder.record(
+            at,
+            at,
+            at + Duration::from_millis(40),
+            &Answer::Status(503),
+            false,
+        );
+        recorder.record(
+            at,
+            at,
+            at + Duration::from_millis(50),
+            &decision("db"),
+            false,
+        );
+        let summary = recorder.summary(Duration::from_secs(1));
+        assert_eq!(summary.requests, 100);
+        assert_eq!(summary.errors, 1);
+        assert_eq!(summary.errors_by_kind.get("status 503"), Some(&1));
+        assert_eq!(summary.tiers.get("l1"), Some(&98));
+        assert_eq!(summary.tiers.get("db"), Some(&1));
+        assert!((summary.hit_rate - 98.0 / 99.0).abs() < 1e-9);
+        assert!((summary.ideal_hit_rate - 98.0 / 99.0).abs() < 1e-9);
+        assert!(summary.latency_ms.p50 >= 0.1 && summary.latency_ms.p50 < 1.2);
+        assert!(summary.latency_ms.max >= 49.9);
+        assert!((summary.throughput - 100.0).abs() < 1e-9);
+        // The warm-up answer is in the timeline, not in the totals.
+        assert_eq!(summary.timeline[0].requests, 1);
+        assert_eq!(summary.timeline[1].requests, 100);
+    }
+
+    #[test]
+    fn a_spectrum_rises_with_the_percentile() {
+        let start = Instant::now();
+        let mut recorder = Recorder::new(start, Duration::ZERO);
+        for n in 1..=1_000u64 {
+            recorder.record(
+                start,
+                start,
+                start + Duration::from_micros(n * 10),
+                &decision("l1"),
+                false,
+            );
+        }
+        let spectrum = recorder.summary(Duration::from_secs(1)).spectrum;
+        assert_eq!(spectrum.len(), 51);
+        assert!(spectrum.windows(2).all(|pair| pair[0].1 <= pair[1].1));
+        assert!((spectrum[0].1 - 0.01).abs() < 0.001, "{spectrum:?}");
+        assert!((spectrum[50].1 - 10.0).abs() < 0.05, "{spectrum:?}");
+    }
+}
