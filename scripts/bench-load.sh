@@ -12,7 +12,9 @@
 #   sizes        cost growth: small, medium and large seeds, cached and cold
 # Knobs: LOAD_SECONDS (60: the long runs), LOAD_SHORT_SECONDS (20), LOAD_CONNECTIONS (10000),
 #        LOAD_RATE (10000), LOAD_ZIPF ("1.0 1.2": skews at default TTLs), LOAD_ZIPF_LONG_TTL
-#        ("1.0 1.2": skews at 300 s TTLs), LOAD_ZIPF_WARMUP (30: their warm-up). Output: target/bench/load-<time>/ (JSON, SVG, logs).
+#        ("1.0 1.2": skews at 300 s TTLs), LOAD_ZIPF_WARMUP (30: their warm-up).
+# BENCHMARKS.md's steady-state row: LOAD_ZIPF=" " LOAD_ZIPF_LONG_TTL=1.2 LOAD_ZIPF_WARMUP=240.
+# Output: target/bench/load-<time>/ (JSON, SVG, logs).
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 LONG=${LOAD_SECONDS:-60}
