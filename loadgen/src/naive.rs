@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use tokio_postgres::NoTls;
 
+use crate::load::Picks;
 use crate::load::client::Answer;
 use crate::load::record::Recorder;
-use crate::load::{Picker, Workload};
-use crate::questions::{self, Question};
+use crate::questions::Question;
 
 /// Options of `authz-bench naive`.
 #[derive(Debug, clap::Args)]
@@ -22,18 +22,8 @@ pub struct Options {
     /// The seeded database.
     #[arg(long, env = "POSTGRES_PRIMARY_URL")]
     database_url: String,
-    /// A file of questions (JSON lines) instead of sampling.
-    #[arg(long)]
-    questions: Option<PathBuf>,
-    /// How many questions to sample.
-    #[arg(long, default_value_t = 5_000)]
-    keys: usize,
-    /// How questions are picked.
-    #[arg(long, value_enum, default_value = "uniform")]
-    workload: Workload,
-    /// The Zipf exponent.
-    #[arg(long, default_value_t = 1.0)]
-    zipf_s: f64,
+    #[command(flatten)]
+    picks: Picks,
     /// Concurrent workers.
     #[arg(long, default_value_t = 16)]
     connections: usize,
@@ -66,10 +56,8 @@ async fn ask(database_url: &str, question: &Question) -> anyhow::Result<bool> {
 
 /// Runs the baseline and prints its summary.
 pub async fn run(options: Options) -> anyhow::Result<()> {
-    let questions: Arc<Vec<Question>> = Arc::new(match &options.questions {
-        Some(path) => questions::read(path)?,
-        None => questions::sample(&options.database_url, options.keys).await?,
-    });
+    let questions: Arc<Vec<Question>> =
+        Arc::new(options.picks.questions(Some(&options.database_url)).await?);
     // One check that the function answers at all, before timing.
     let Some(first) = questions.first() else {
         bail!("no questions");
@@ -77,7 +65,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     ask(&options.database_url, first)
         .await
         .context("the decision function does not answer")?;
-    Picker::new(options.workload, options.zipf_s, questions.len(), 0)?;
+    options.picks.picker(questions.len(), 0)?;
     let start = Instant::now();
     let end = start + Duration::from_secs(options.duration);
     let recorder = Arc::new(Mutex::new(Recorder::new(start, Duration::ZERO)));
@@ -88,12 +76,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
             Arc::clone(&recorder),
             options.database_url.clone(),
         );
-        let mut picker = Picker::new(
-            options.workload,
-            options.zipf_s,
-            questions.len(),
-            index as u64,
-        )?;
+        let mut picker = options.picks.picker(questions.len(), index as u64)?;
         workers.push(tokio::spawn(async move {
             while Instant::now() < end {
                 let question = &questions[picker.next()];

@@ -36,6 +36,39 @@ pub enum Workload {
     Zipf,
 }
 
+/// Which questions a run asks and how it picks them (`load` and `naive` alike).
+#[derive(Debug, Clone, clap::Args)]
+pub struct Picks {
+    /// A file of questions (JSON lines) instead of sampling.
+    #[arg(long)]
+    questions: Option<PathBuf>,
+    /// How many questions to sample.
+    #[arg(long, default_value_t = 5_000)]
+    keys: usize,
+    /// How questions are picked.
+    #[arg(long, value_enum, default_value = "uniform")]
+    workload: Workload,
+    /// The Zipf exponent.
+    #[arg(long, default_value_t = 1.0)]
+    zipf_s: f64,
+}
+
+impl Picks {
+    /// The questions: the file's, else `keys` sampled from `database_url`.
+    pub async fn questions(&self, database_url: Option<&str>) -> anyhow::Result<Vec<Question>> {
+        match (&self.questions, database_url) {
+            (Some(path), _) => questions::read(path),
+            (None, Some(url)) => questions::sample(url, self.keys).await,
+            (None, None) => bail!("give --questions or --database-url"),
+        }
+    }
+
+    /// A picker over `keys` questions.
+    pub fn picker(&self, keys: usize, seed: u64) -> anyhow::Result<Picker> {
+        Picker::new(self.workload, self.zipf_s, keys, seed)
+    }
+}
+
 /// Options of `authz-bench load`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Options {
@@ -55,18 +88,8 @@ pub struct Options {
     /// writes and the probe go to it.
     #[arg(long, env = "POSTGRES_PRIMARY_URL")]
     database_url: Option<String>,
-    /// A file of questions (JSON lines) instead of sampling.
-    #[arg(long)]
-    questions: Option<PathBuf>,
-    /// How many questions to sample.
-    #[arg(long, default_value_t = 5_000)]
-    keys: usize,
-    /// How questions are picked.
-    #[arg(long, value_enum, default_value = "uniform")]
-    workload: Workload,
-    /// The Zipf exponent.
-    #[arg(long, default_value_t = 1.0)]
-    zipf_s: f64,
+    #[command(flatten)]
+    picks: Picks,
     /// Open connections.
     #[arg(long, default_value_t = 64)]
     connections: usize,
@@ -254,11 +277,10 @@ pub async fn execute(options: Options) -> anyhow::Result<Report> {
     if options.connections == 0 {
         bail!("--connections must be at least 1");
     }
-    let questions: Vec<Question> = match (&options.questions, &options.database_url) {
-        (Some(path), _) => questions::read(path)?,
-        (None, Some(url)) => questions::sample(url, options.keys).await?,
-        (None, None) => bail!("give --questions or --database-url"),
-    };
+    let questions = options
+        .picks
+        .questions(options.database_url.as_deref())
+        .await?;
     let key = match (&options.jwt_secret, options.target) {
         (Some(secret), _) => Some(JwtKey::new(secret.as_bytes()).context("empty --jwt-secret")?),
         (None, Target::Edge) => bail!("the edge target needs --jwt-secret"),
@@ -277,12 +299,7 @@ pub async fn execute(options: Options) -> anyhow::Result<Report> {
         })
         .collect::<anyhow::Result<_>>()?;
     // Checks the workload's parameters before any connection is opened.
-    Picker::new(
-        options.workload,
-        options.zipf_s,
-        prepared.len(),
-        options.seed,
-    )?;
+    options.picks.picker(prepared.len(), options.seed)?;
     let mut addresses = Vec::new();
     for url in &options.urls {
         addresses.push(client::resolve(url).await?);
@@ -446,9 +463,7 @@ pub async fn execute(options: Options) -> anyhow::Result<Report> {
     for (index, connection) in connections.into_iter().enumerate() {
         let shared = Arc::clone(&shared);
         let go = Arc::clone(&go);
-        let mut picker = Picker::new(
-            options.workload,
-            options.zipf_s,
+        let mut picker = options.picks.picker(
             shared.prepared.len(),
             options
                 .seed
@@ -591,8 +606,8 @@ pub async fn execute(options: Options) -> anyhow::Result<Report> {
             "closed"
         }
         .to_owned(),
-        workload: options.workload,
-        zipf_s: (options.workload == Workload::Zipf).then_some(options.zipf_s),
+        workload: options.picks.workload,
+        zipf_s: (options.picks.workload == Workload::Zipf).then_some(options.picks.zipf_s),
         keys: shared.prepared.len(),
         connections: options.connections,
         connected,

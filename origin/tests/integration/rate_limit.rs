@@ -112,14 +112,7 @@ async fn the_sixth_jwt_request_of_a_user_gets_429() {
         assert_eq!(status, 200, "{body}");
     }
     // And the refusals are counted.
-    let metrics = support::http_client()
-        .get(format!("{}/metrics", origin.base))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = origin.metrics_text().await;
     assert!(
         metrics.contains("authz_rate_limited_total{scope=\"user\"}"),
         "{metrics}"

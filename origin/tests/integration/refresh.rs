@@ -71,14 +71,7 @@ async fn a_question_asked_more_often_than_its_ttl_stays_in_l1() {
         (4..=12).contains(&refreshes),
         "expected about two refreshes a second, got {refreshes}"
     );
-    let metrics = support::http_client()
-        .get(format!("{}/metrics", refreshing.base))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics text");
+    let metrics = refreshing.metrics_text().await;
     assert!(
         metrics.contains("authz_refresh_ahead_total{outcome=\"refreshed\"}"),
         "{metrics}"

@@ -361,6 +361,18 @@ impl TestOrigin {
         }
     }
 
+    /// The Prometheus text of `GET /metrics`.
+    pub async fn metrics_text(&self) -> String {
+        http_client()
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
     /// `POST /v1/authorize` with the service token.
     pub async fn authorize(&self, body: serde_json::Value) -> (u16, serde_json::Value) {
         self.post("/v1/authorize", Some(SERVICE_TOKEN), body).await
