@@ -842,6 +842,33 @@ fn assert_correct(tally: &Tally) {
     assert_eq!(tally.other_5xx, 0, "{:#?}", tally.examples);
 }
 
+/// The end of both Redis tests, from the instant Redis is `back`: revokes group 1, waits for
+/// a correct `l2` answer, revokes group 2 (Redis now holds its grants, stale there, and only
+/// the invalidation oracle says so), runs past every bound and stops the load. The records,
+/// the recovery time (back to the first correct `l2` answer) and the tally.
+async fn finish_once_redis_answers(
+    load: Load,
+    pairs: &[Pair],
+    client: &Client,
+    revocations: &mut Vec<Revocation>,
+    (back, t0): (Instant, Instant),
+    what: &str,
+) -> (Vec<Record>, Option<Duration>, Tally) {
+    revocations.push(revoke(client, 1, HEALTHY_BOUND).await);
+    let seen = load
+        .wait_until(what, |records| {
+            first_correct(pairs, records, revocations, back, "l2").is_some()
+        })
+        .await;
+    revocations.push(revoke(client, 2, HEALTHY_BOUND).await);
+    Load::run_past(seen, revocations).await;
+    let records = load.stop().await;
+    let recovered = first_correct(pairs, &records, revocations, back, "l2")
+        .map(|record| record.received - back);
+    let tally = tally(pairs, &records, revocations, t0);
+    (records, recovered, tally)
+}
+
 /// Answers received while a fault was known to be on, by tier.
 fn sources_between(records: &[Record], from: Instant, to: Instant) -> BTreeMap<String, usize> {
     let mut sources = BTreeMap::new();
@@ -916,21 +943,15 @@ async fn redis_killed_mid_load() {
     let restart_started = Instant::now();
     server.spawn().await;
     let restarted = Instant::now();
-    revocations.push(revoke(&client, 1, HEALTHY_BOUND).await);
-    let seen = load
-        .wait_until("a correct answer from Redis after its restart", |records| {
-            first_correct(&pairs, records, &revocations, restarted, "l2").is_some()
-        })
-        .await;
-    // Redis serves again and holds grants of group 2 written since: revoked now, they are
-    // stale there and only the invalidation oracle says so.
-    revocations.push(revoke(&client, 2, HEALTHY_BOUND).await);
-    Load::run_past(seen, &revocations).await;
-    let records = load.stop().await;
-
-    let recovered = first_correct(&pairs, &records, &revocations, restarted, "l2")
-        .map(|record| record.received - restarted);
-    let tally = tally(&pairs, &records, &revocations, t0);
+    let (records, recovered, tally) = finish_once_redis_answers(
+        load,
+        &pairs,
+        &client,
+        &mut revocations,
+        (restarted, t0),
+        "a correct answer from Redis after its restart",
+    )
+    .await;
     let during = sources_between(&records, killed, restart_started);
     let answered_during: usize = during.values().sum();
     Report {
@@ -1027,21 +1048,15 @@ async fn redis_paused_mid_load() {
         resumed - paused >= PAUSE - Duration::from_millis(50),
         "the pause ended early"
     );
-    revocations.push(revoke(&client, 1, HEALTHY_BOUND).await);
-    let seen = load
-        .wait_until("a correct answer from Redis after the pause", |records| {
-            first_correct(&pairs, records, &revocations, resumed, "l2").is_some()
-        })
-        .await;
-    // Redis serves again and holds grants of group 2 written since: revoked now, they are
-    // stale there and only the invalidation oracle says so.
-    revocations.push(revoke(&client, 2, HEALTHY_BOUND).await);
-    Load::run_past(seen, &revocations).await;
-    let records = load.stop().await;
-
-    let recovered = first_correct(&pairs, &records, &revocations, resumed, "l2")
-        .map(|record| record.received - resumed);
-    let tally = tally(&pairs, &records, &revocations, t0);
+    let (records, recovered, tally) = finish_once_redis_answers(
+        load,
+        &pairs,
+        &client,
+        &mut revocations,
+        (resumed, t0),
+        "a correct answer from Redis after the pause",
+    )
+    .await;
     // A command sent during the pause fails at its deadline; a request sent 100 ms into it
     // cannot have been answered by Redis.
     let during = sources_between(&records, paused + Duration::from_millis(100), resumed);
