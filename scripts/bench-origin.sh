@@ -114,14 +114,19 @@ pgbench -S -M prepared -c 1 -T "$DURATION" "${ADMIN_URL%/*}/$PGBENCH_DB" > "$OUT
 pgbench -S -M prepared -c 16 -j 2 -T "$DURATION" "${ADMIN_URL%/*}/$PGBENCH_DB" > "$OUT/pgbench-c16.txt" 2>&1
 grep -E "latency average|tps" "$OUT"/pgbench-c*.txt
 # The cold path's own statement, alone, for one question of the sample: the single-check form
-# (V8) as the origin runs it (prepared, parameters, generic plan), the batch form, and a bare
-# round trip (SELECT 1).
+# as the origin runs it (prepared, parameters, generic plan), the batch form, V8's function (the
+# statement before V9) and a bare round trip (SELECT 1).
 Q=$(head -1 "$OUT/questions.jsonl")
 QU=$(sed 's/.*"user_id" *: *"\([^"]*\)".*/\1/' <<<"$Q"); QG=$(sed 's/.*"resource_id" *: *"\([^"]*\)".*/\1/' <<<"$Q")
-echo 'SELECT revision, user_piece, resource_piece FROM authz_question_pieces(:u::uuid, :t::text, :g::uuid);' > "$OUT/question.sql"
-echo "SELECT authz_current_revision(), (SELECT coalesce(jsonb_agg(authz_user_piece(u) ORDER BY n), '[]'::jsonb) FROM unnest(:ua::uuid[]) WITH ORDINALITY AS x(u, n)), (SELECT coalesce(jsonb_agg(authz_resource_piece(t, r) ORDER BY n), '[]'::jsonb) FROM unnest(:ta::text[], :ga::uuid[]) WITH ORDINALITY AS y(t, r, n));" > "$OUT/batch.sql"
+cat > "$OUT/question.sql" <<'EOF_SQL'
+SELECT r.value, u.piece, f.piece, p.piece FROM authz_revision r LEFT JOIN authz_user_pieces u ON u.user_id = :u::uuid LEFT JOIN authz_resource_pieces f ON f.resource_type = :t::text AND f.resource_id = :g::uuid LEFT JOIN authz_resource_pieces p ON p.resource_type = 'project' AND p.resource_id = f.project_id WHERE r.id = 1;
+EOF_SQL
+cat > "$OUT/batch.sql" <<'EOF_SQL'
+SELECT (SELECT r.value FROM authz_revision r WHERE r.id = 1), (SELECT coalesce(json_agg(u.piece ORDER BY x.n), '[]'::json) FROM unnest(:ua::uuid[]) WITH ORDINALITY AS x(id, n) LEFT JOIN authz_user_pieces u ON u.user_id = x.id), (SELECT coalesce(json_agg(json_build_array(f.piece, p.piece) ORDER BY y.n), '[]'::json) FROM unnest(:ta::text[], :ga::uuid[]) WITH ORDINALITY AS y(type, id, n) LEFT JOIN authz_resource_pieces f ON f.resource_type = y.type AND f.resource_id = y.id LEFT JOIN authz_resource_pieces p ON p.resource_type = 'project' AND p.resource_id = f.project_id);
+EOF_SQL
+echo 'SELECT revision, user_piece, resource_piece FROM authz_question_pieces(:u::uuid, :t::text, :g::uuid);' > "$OUT/v8.sql"
 echo 'SELECT 1;' > "$OUT/one.sql"
-for f in question batch one; do
+for f in question batch v8 one; do
   PGOPTIONS="-c plan_cache_mode=force_generic_plan" pgbench -n -M prepared -c 1 -T 5 \
     -D u="$QU" -D g="$QG" -D t=generation -D ua="{$QU}" -D ga="{$QG}" -D ta="{generation}" \
     -f "$OUT/$f.sql" "$DB_URL" > "$OUT/pgbench-$f.txt" 2>&1

@@ -10,6 +10,7 @@ mod faults;
 mod faults_load;
 mod monitoring;
 mod openapi;
+mod pieces;
 mod rate_limit;
 mod refresh;
 mod schema;

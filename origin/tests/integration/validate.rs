@@ -231,6 +231,39 @@ async fn a_dropped_authorization_index_fails_database_structure() {
 }
 
 #[tokio::test]
+async fn a_bulk_load_without_the_bump_fails_database_structure() {
+    let db = seeded().await;
+    let vars = support::origin_vars(&db, None);
+    // Triggers off, and no authz_bump_all() after: the piece tables miss the change.
+    db.client()
+        .await
+        .batch_execute(
+            "BEGIN; SET LOCAL session_replication_role = replica; \
+             UPDATE users SET is_active = NOT is_active; COMMIT",
+        )
+        .await
+        .expect("bulk update");
+    let report = validate::run(&options(vars.clone(), None, &[Phase::DatabaseStructure])).await;
+    check_failed(
+        &report,
+        "piece_tables_current",
+        &["Stale pieces: ", "authz_bump_all()"],
+    );
+    // The documented repair.
+    db.client()
+        .await
+        .batch_execute("SELECT authz_bump_all()")
+        .await
+        .expect("bump");
+    let report = validate::run(&options(vars, None, &[Phase::DatabaseStructure])).await;
+    assert!(
+        report.checks.iter().all(|check| check.passed),
+        "{}",
+        report.render_text()
+    );
+}
+
+#[tokio::test]
 async fn an_unreachable_redis_tier_fails_cache_infrastructure() {
     let db = TestDb::new().await;
     let redis = TestRedis::new();
