@@ -14,44 +14,21 @@ use crate::error::{ParseError, ParseErrorKind};
 
 const EXPECTED: &str = "a canonical hyphenated uuid (8-4-4-4-12 hex digits), not nil and not max";
 
-/// Positions of the four hyphens in the canonical form.
-const HYPHENS: [usize; 4] = [8, 13, 18, 23];
-
 /// Parses the project's UUID standard into 16 bytes. `field` names the wire field in the error.
+///
+/// With exactly 36 bytes, the only layout `uuid` accepts is the hyphenated one (the simple form
+/// has 32, braces 38, `urn:uuid:` 45), and its table-driven parser checks the hyphens' places
+/// and every hex digit in either case: the standard's rule, at a fraction of a byte-by-byte
+/// loop's cost (this runs twice per request on the origin's hot path).
 pub fn parse_uuid(input: &str, field: &'static str) -> Result<uuid::Uuid, ParseError> {
-    let error = ParseError::new(ParseErrorKind::InvalidUuid, field, EXPECTED);
+    let error = || ParseError::new(ParseErrorKind::InvalidUuid, field, EXPECTED);
     let bytes = input.as_bytes();
     if bytes.len() != 36 {
-        return Err(error);
+        return Err(error());
     }
-    let mut out = [0u8; 16];
-    let mut nibble_index = 0usize;
-    for (position, &byte) in bytes.iter().enumerate() {
-        if HYPHENS.contains(&position) {
-            if byte != b'-' {
-                return Err(error);
-            }
-            continue;
-        }
-        let value = match byte {
-            b'0'..=b'9' => byte - b'0',
-            b'a'..=b'f' => byte - b'a' + 10,
-            b'A'..=b'F' => byte - b'A' + 10,
-            _ => return Err(error),
-        };
-        let Some(slot) = out.get_mut(nibble_index / 2) else {
-            return Err(error);
-        };
-        *slot = if nibble_index.is_multiple_of(2) {
-            value << 4
-        } else {
-            *slot | value
-        };
-        nibble_index += 1;
-    }
-    let id = uuid::Uuid::from_bytes(out);
+    let id = uuid::Uuid::try_parse_ascii(bytes).map_err(|_| error())?;
     if id.is_nil() || id.is_max() {
-        return Err(error);
+        return Err(error());
     }
     Ok(id)
 }

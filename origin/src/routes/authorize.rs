@@ -23,14 +23,43 @@ fn wire(answer: &Answer) -> WireDecision {
 /// client can tell the origin's answer latency from the transport's (`validate` compares it
 /// with its naive baseline). It tells nothing `source` does not already tell.
 fn server_timing(decided: Duration) -> [(HeaderName, HeaderValue); 1] {
-    // Milliseconds with three decimals, from whole microseconds (rounded to nearest): integer
-    // formatting, cheaper than `{:.3}` of an f64 on the L1 path.
-    let micros = (decided.as_nanos() + 500) / 1_000;
-    let value = format!("decide;dur={}.{:03}", micros / 1_000, micros % 1_000);
+    let mut buffer = [0u8; 40];
+    let length = server_timing_value(decided, &mut buffer);
     [(
         HeaderName::from_static("server-timing"),
-        HeaderValue::from_str(&value).unwrap_or(HeaderValue::from_static("decide")),
+        HeaderValue::from_bytes(&buffer[..length]).unwrap_or(HeaderValue::from_static("decide")),
     )]
+}
+
+/// Writes `decide;dur=<ms>` with three decimals, from whole microseconds rounded to nearest,
+/// into `buffer` and returns its length: no formatter on the L1 path.
+fn server_timing_value(decided: Duration, buffer: &mut [u8; 40]) -> usize {
+    const PREFIX: &[u8] = b"decide;dur=";
+    let micros = u64::try_from((decided.as_nanos() + 500) / 1_000).unwrap_or(u64::MAX);
+    // The milliseconds' digits, last first (u64::MAX / 1000 has 17).
+    let mut digits = [0u8; 20];
+    let mut count = 0;
+    let mut rest = micros / 1_000;
+    loop {
+        digits[count] = b'0' + (rest % 10) as u8;
+        count += 1;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    buffer[..PREFIX.len()].copy_from_slice(PREFIX);
+    let mut at = PREFIX.len();
+    for digit in digits[..count].iter().rev() {
+        buffer[at] = *digit;
+        at += 1;
+    }
+    buffer[at] = b'.';
+    let fraction = micros % 1_000;
+    for (offset, divisor) in [100, 10, 1].into_iter().enumerate() {
+        buffer[at + 1 + offset] = b'0' + (fraction / divisor % 10) as u8;
+    }
+    at + 4
 }
 
 /// The decision metrics' handles, registered once (a labelled `counter!` looks its series up
@@ -88,7 +117,7 @@ pub async fn authorize(
     State(state): State<AppState>,
     ClientIp(client): ClientIp,
     request: Request,
-) -> Result<([(HeaderName, HeaderValue); 1], Json<WireDecision>), AppError> {
+) -> Result<([(HeaderName, HeaderValue); 2], String), AppError> {
     // The headers by value (the `HeaderMap` extractor would clone them).
     let (parts, body) = request.into_parts();
     let caller = authenticate_and_publish(&state, &parts.headers)?;
@@ -98,16 +127,28 @@ pub async fn authorize(
     let started = Instant::now();
     let answer = match state.decider.cached(&question, min_revision).await {
         Some(answer) => answer,
+        // Boxed: the miss path's future is kilobytes, and inline it would make this handler's
+        // future as large, copied on every request (hits included) as axum moves it.
         None => tokio::time::timeout(
             state.config.request_timeout,
-            state.decider.decide(question, min_revision),
+            Box::pin(state.decider.decide(question, min_revision)),
         )
         .await
         .map_err(|_| AppError::Unavailable("decision timed out".to_owned()))??,
     };
     let decided = started.elapsed();
     record(&state, &answer, started);
-    Ok((server_timing(decided), Json(wire(&answer))))
+    let [timing] = server_timing(decided);
+    Ok((
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            timing,
+        ],
+        wire(&answer).to_json(),
+    ))
 }
 
 /// Up to 100 decisions, in order.
@@ -135,4 +176,32 @@ pub async fn authorize_batch(
     }
     let results: Vec<WireDecision> = answers.iter().map(wire).collect();
     Ok((server_timing(decided), Json(json!({ "results": results }))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn value(decided: Duration) -> String {
+        let mut buffer = [0u8; 40];
+        let length = server_timing_value(decided, &mut buffer);
+        String::from_utf8(buffer[..length].to_vec()).expect("ascii")
+    }
+
+    #[test]
+    fn server_timing_is_milliseconds_with_three_decimals() {
+        assert_eq!(value(Duration::ZERO), "decide;dur=0.000");
+        assert_eq!(value(Duration::from_nanos(499)), "decide;dur=0.000");
+        assert_eq!(value(Duration::from_nanos(500)), "decide;dur=0.001");
+        assert_eq!(value(Duration::from_micros(27)), "decide;dur=0.027");
+        assert_eq!(
+            value(Duration::from_micros(1_234_567)),
+            "decide;dur=1234.567"
+        );
+        assert_eq!(value(Duration::from_millis(10)), "decide;dur=10.000");
+        assert_eq!(
+            value(Duration::from_secs(u64::MAX)),
+            format!("decide;dur={}.{:03}", u64::MAX / 1_000, u64::MAX % 1_000)
+        );
+    }
 }

@@ -5,11 +5,15 @@ pub mod authorize;
 pub mod health;
 pub mod request;
 
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
@@ -48,10 +52,9 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(crate::openapi::serve))
         .merge(crate::monitoring::routes())
         .fallback(not_found)
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            record_request,
-        ))
+        .layer(RecordLayer {
+            monitoring: Arc::clone(&state.monitoring),
+        })
         .with_state(state)
 }
 
@@ -91,9 +94,83 @@ static HOT_ROUTE_METRICS: [RouteMetrics; 2] = [const {
 }; 2];
 
 /// Records each request's latency and status under its route template (never the raw path),
-/// and each error response of the decision routes, by code, in the monitoring window.
-async fn record_request(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let route = request
+/// and each error response of the decision routes, by code, in the monitoring window. A tower
+/// layer rather than `middleware::from_fn`, which clones the route's service and boxes a future
+/// on every request.
+#[derive(Clone)]
+struct RecordLayer {
+    monitoring: Arc<crate::monitoring::Monitoring>,
+}
+
+impl<S> tower::Layer<S> for RecordLayer {
+    type Service = Record<S>;
+
+    fn layer(&self, inner: S) -> Record<S> {
+        Record {
+            inner,
+            monitoring: Arc::clone(&self.monitoring),
+        }
+    }
+}
+
+/// The service of [`RecordLayer`].
+#[derive(Clone)]
+struct Record<S> {
+    inner: S,
+    monitoring: Arc<crate::monitoring::Monitoring>,
+}
+
+impl<S> tower::Service<Request> for Record<S>
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = RecordFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let route = route_of(&request);
+        RecordFuture {
+            inner: self.inner.call(request),
+            route,
+            started: Instant::now(),
+            monitoring: Arc::clone(&self.monitoring),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The route's response future, recorded when it completes.
+    struct RecordFuture<F> {
+        #[pin]
+        inner: F,
+        route: &'static str,
+        started: Instant,
+        monitoring: Arc<crate::monitoring::Monitoring>,
+    }
+}
+
+impl<F> Future for RecordFuture<F>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let response = ready!(this.inner.poll(cx))?;
+        record_response(this.monitoring, this.route, *this.started, &response);
+        Poll::Ready(Ok(response))
+    }
+}
+
+/// The route template a request matched, as a `'static` label (low cardinality).
+fn route_of(request: &Request) -> &'static str {
+    request
         .extensions()
         .get::<MatchedPath>()
         .map_or("unmatched", |path| match path.as_str() {
@@ -107,9 +184,15 @@ async fn record_request(State(state): State<AppState>, request: Request, next: N
                 .iter()
                 .find(|(_, path)| *path == other)
                 .map_or("other", |(_, path)| path),
-        });
-    let started = Instant::now();
-    let response = next.run(request).await;
+        })
+}
+
+fn record_response(
+    monitoring: &crate::monitoring::Monitoring,
+    route: &'static str,
+    started: Instant,
+    response: &Response,
+) {
     if matches!(route, "/v1/authorize" | "/v1/authorize/batch")
         && (response.status().is_client_error() || response.status().is_server_error())
     {
@@ -117,9 +200,7 @@ async fn record_request(State(state): State<AppState>, request: Request, next: N
             .extensions()
             .get::<crate::error::ErrorCode>()
             .map_or("other", |code| code.0);
-        state
-            .monitoring
-            .record_error(code, response.status().is_server_error());
+        monitoring.record_error(code, response.status().is_server_error());
     }
     let elapsed = started.elapsed().as_secs_f64();
     let status = response.status().as_u16();
@@ -155,5 +236,4 @@ async fn record_request(State(state): State<AppState>, request: Request, next: N
                 .increment(1);
         }
     }
-    response
 }

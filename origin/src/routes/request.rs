@@ -188,9 +188,13 @@ fn check_from_fields(
 /// Parses the body of `POST /v1/authorize`: the borrowed fast path, else the `Value` path for
 /// a precise error.
 pub fn parse_single(bytes: &[u8], caller: Caller) -> Result<(Question, Option<u64>), AppError> {
-    match serde_json::from_slice::<CheckFields<'_>>(bytes) {
-        Ok(fields) => check_from_fields(&fields, "", caller),
-        Err(_) => parse_check(&json_object(bytes)?, "", caller),
+    // The body's UTF-8 is checked once here, so the parser does not check each string again.
+    let fields = std::str::from_utf8(bytes)
+        .ok()
+        .and_then(|text| serde_json::from_str::<CheckFields<'_>>(text).ok());
+    match fields {
+        Some(fields) => check_from_fields(&fields, "", caller),
+        None => parse_check(&json_object(bytes)?, "", caller),
     }
 }
 
