@@ -73,6 +73,23 @@ impl Source {
     }
 }
 
+/// Appends `value` in decimal, without a formatter (the response paths of the L1 hit write
+/// their numbers with it).
+pub fn push_decimal(out: &mut String, value: u64) {
+    // The largest power of ten not above the value (10^19 at most: no overflow).
+    let mut divisor = 1u64;
+    while value / divisor >= 10 {
+        divisor *= 10;
+    }
+    loop {
+        out.push(char::from(b'0' + (value / divisor % 10) as u8));
+        if divisor == 1 {
+            break;
+        }
+        divisor /= 10;
+    }
+}
+
 /// API.md's decision object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WireDecision {
@@ -134,20 +151,6 @@ impl WireDecision {
                 None => out.push_str("null"),
             }
         }
-        fn number(out: &mut String, value: u64) {
-            // The largest power of ten not above the value (10^19 at most: no overflow).
-            let mut divisor = 1u64;
-            while value / divisor >= 10 {
-                divisor *= 10;
-            }
-            loop {
-                out.push(char::from(b'0' + (value / divisor % 10) as u8));
-                if divisor == 1 {
-                    break;
-                }
-                divisor /= 10;
-            }
-        }
         let mut out = String::with_capacity(192);
         out.push_str(if self.granted {
             "{\"granted\":true,\"access_method\":"
@@ -160,7 +163,7 @@ impl WireDecision {
         out.push_str(",\"reason\":");
         word(&mut out, self.reason.map(DenyReason::as_str));
         out.push_str(",\"revision\":");
-        number(&mut out, self.revision);
+        push_decimal(&mut out, self.revision);
         out.push_str(",\"valid_until\":");
         match self.valid_until {
             Some(at) => {
@@ -171,7 +174,7 @@ impl WireDecision {
             None => out.push_str("null"),
         }
         out.push_str(",\"ttl_ms\":");
-        number(&mut out, self.ttl_ms);
+        push_decimal(&mut out, self.ttl_ms);
         out.push_str(",\"source\":");
         word(&mut out, Some(self.source.as_str()));
         out.push('}');

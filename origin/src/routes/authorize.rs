@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use authz_core::wire::WireDecision;
+use authz_core::wire::{WireDecision, push_decimal};
 use axum::Json;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
@@ -23,43 +23,26 @@ fn wire(answer: &Answer) -> WireDecision {
 /// client can tell the origin's answer latency from the transport's (`validate` compares it
 /// with its naive baseline). It tells nothing `source` does not already tell.
 fn server_timing(decided: Duration) -> [(HeaderName, HeaderValue); 1] {
-    let mut buffer = [0u8; 40];
-    let length = server_timing_value(decided, &mut buffer);
     [(
         HeaderName::from_static("server-timing"),
-        HeaderValue::from_bytes(&buffer[..length]).unwrap_or(HeaderValue::from_static("decide")),
+        HeaderValue::from_str(&server_timing_value(decided))
+            .unwrap_or(HeaderValue::from_static("decide")),
     )]
 }
 
-/// Writes `decide;dur=<ms>` with three decimals, from whole microseconds rounded to nearest,
-/// into `buffer` and returns its length: no formatter on the L1 path.
-fn server_timing_value(decided: Duration, buffer: &mut [u8; 40]) -> usize {
-    const PREFIX: &[u8] = b"decide;dur=";
+/// `decide;dur=<ms>` with three decimals, from whole microseconds rounded to nearest: no
+/// formatter on the L1 path.
+fn server_timing_value(decided: Duration) -> String {
     let micros = u64::try_from((decided.as_nanos() + 500) / 1_000).unwrap_or(u64::MAX);
-    // The milliseconds' digits, last first (u64::MAX / 1000 has 17).
-    let mut digits = [0u8; 20];
-    let mut count = 0;
-    let mut rest = micros / 1_000;
-    loop {
-        digits[count] = b'0' + (rest % 10) as u8;
-        count += 1;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
-    buffer[..PREFIX.len()].copy_from_slice(PREFIX);
-    let mut at = PREFIX.len();
-    for digit in digits[..count].iter().rev() {
-        buffer[at] = *digit;
-        at += 1;
-    }
-    buffer[at] = b'.';
     let fraction = micros % 1_000;
-    for (offset, divisor) in [100, 10, 1].into_iter().enumerate() {
-        buffer[at + 1 + offset] = b'0' + (fraction / divisor % 10) as u8;
+    let mut value = String::with_capacity(32);
+    value.push_str("decide;dur=");
+    push_decimal(&mut value, micros / 1_000);
+    value.push('.');
+    for divisor in [100, 10, 1] {
+        value.push(char::from(b'0' + (fraction / divisor % 10) as u8));
     }
-    at + 4
+    value
 }
 
 /// The decision metrics' handles, registered once (a labelled `counter!` looks its series up
@@ -183,9 +166,7 @@ mod tests {
     use super::*;
 
     fn value(decided: Duration) -> String {
-        let mut buffer = [0u8; 40];
-        let length = server_timing_value(decided, &mut buffer);
-        String::from_utf8(buffer[..length].to_vec()).expect("ascii")
+        server_timing_value(decided)
     }
 
     #[test]
