@@ -138,8 +138,12 @@ done
 # the median of ROUNDS rounds, each pairing the path with its ceiling back to back.
 ROUNDS=${BENCH_ROUNDS:-5}
 median() { sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
-wrk_field() { # file: requests/s and p99 in ms
-  awk '/Requests\/sec/ {r=$2} $1=="99%" {v=$2; if (v ~ /us$/) {sub(/us$/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v*=1000}; p=v} END {print r, p}' "$1"
+wrk_field() { # file: requests/s, p50 and p99 in ms
+  awk 'function ms(v) { if (v ~ /us$/) { sub(/us$/, "", v); return v / 1000 }
+                        if (v ~ /ms$/) { sub(/ms$/, "", v); return v }
+                        sub(/s$/, "", v); return v * 1000 }
+       /Requests\/sec/ {r = $2} $1 == "50%" {p50 = ms($2)} $1 == "99%" {p99 = ms($2)}
+       END {print r, p50, p99}' "$1"
 }
 log "ratios: L1 against the hello-world (c=$CONNECTIONS), cold against the point select (c=1), $ROUNDS alternating rounds"
 "$ROOT/target/release/examples/hello" 127.0.0.1:8090 & PIDS+=($!)
@@ -153,9 +157,9 @@ for round in $(seq "$ROUNDS"); do
   wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s bench/post.lua http://127.0.0.1:8095 > "$OUT/round$round-l1.wrk.txt"
   wrk -t1 -c1 -d"${DURATION}s" --latency -s bench/post.lua http://127.0.0.1:8096 > "$OUT/round$round-db.wrk.txt"
   pgbench -n -S -M prepared -c 1 -T "$DURATION" "${ADMIN_URL%/*}/$PGBENCH_DB" > "$OUT/round$round-pgbench.txt" 2>&1
-  read -r hello_rps hello_p99 < <(wrk_field "$OUT/round$round-hello.wrk.txt")
-  read -r l1_rps l1_p99 < <(wrk_field "$OUT/round$round-l1.wrk.txt")
-  db_p50=$(awk '$1=="50%" {v=$2; if (v ~ /us$/) {sub(/us$/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)}; print v}' "$OUT/round$round-db.wrk.txt")
+  read -r hello_rps _ hello_p99 < <(wrk_field "$OUT/round$round-hello.wrk.txt")
+  read -r l1_rps _ l1_p99 < <(wrk_field "$OUT/round$round-l1.wrk.txt")
+  read -r _ db_p50 _ < <(wrk_field "$OUT/round$round-db.wrk.txt")
   pg_avg=$(awk '/latency average/ {print $4}' "$OUT/round$round-pgbench.txt")
   awk -v r="$round" -v h="$hello_rps" -v hp="$hello_p99" -v l="$l1_rps" -v lp="$l1_p99" -v d="$db_p50" -v g="$pg_avg" 'BEGIN {
     printf "round %s: hello %.0f req/s p99 %.2f ms | L1 %.0f req/s p99 %.2f ms | throughput %.1f %% p99 %.2fx | cold p50 %.0f us, point select %.0f us: %.2fx\n",
