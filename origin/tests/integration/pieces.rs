@@ -200,8 +200,8 @@ async fn piece_tables_follow_every_write() {
     );
 }
 
-/// A write whose piece cannot be kept fails, and with it the write: the tables never fall
-/// behind silently. (Here: the maintenance function refuses an unknown kind.)
+/// The maintenance function refuses a kind it does not know instead of writing nothing, so a
+/// trigger wired to a wrong kind fails its write rather than leaving the tables behind silently.
 #[tokio::test]
 async fn an_unknown_piece_kind_fails_the_write() {
     let db = TestDb::new().await;
