@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# cargo fuzz targets (fuzz/): the UUID parse, the JWT check, the origin's request bodies, the
-# edge's query and batch parsing, cache-entry decoding.
+# cargo fuzz targets (fuzz/): the UUID parse, the JWT check, the core's request body and query
+# parsers (the one parser both services call), cache-entry decoding.
 #   scripts/fuzz.sh replay            run every target once over its corpus (make test)
 #   scripts/fuzz.sh run [SECONDS]     fuzz every target for SECONDS (default 600), two at a
 #                                     time; logs and a summary in target/fuzz-<time>/
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
-TARGETS=(uuid_parse jwt_verify request_body edge_query cache_entry)
+TARGETS=(uuid_parse jwt_verify request_body request_query cache_entry)
 
 rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
 if ! cargo fuzz --version >/dev/null 2>&1; then

@@ -5,31 +5,24 @@
 //! each variant decides its own client-facing message, and 5xx bodies say nothing internal (the
 //! detail goes to the worker's log).
 
-use authz_core::ParseError;
 use authz_core::jwt::JwtError;
+use authz_core::wire::WireError;
 use serde_json::{Value, json};
 use worker::{Headers, Response};
 
 /// Every error the worker answers with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EdgeError {
-    /// Malformed input (400).
-    BadRequest {
-        /// `invalid_uuid`, `invalid_resource_type`, `invalid_operation` or `invalid_request`.
-        code: &'static str,
-        /// What was expected, quoting the bad input.
-        message: String,
-        /// The query parameter or body field at fault (`checks[3].resource_id` in a batch).
-        field: Option<String>,
-    },
+    /// A request the core's wire parsers refuse: 400 malformed input (naming the parameter
+    /// or body field at fault, `checks[3].resource_id` in a batch), 413 a body or batch over
+    /// the limits.
+    Request(WireError),
     /// Missing, malformed, expired or wrongly signed credentials (401).
     Unauthenticated(&'static str),
     /// No such route (404).
     NotFound,
     /// A route that exists for other methods (405).
     MethodNotAllowed(&'static str),
-    /// A body over 64 KiB or a batch over 100 checks (413).
-    PayloadTooLarge(String),
     /// The origin is down, slow or answered something unexpected (503). The detail is logged.
     Unavailable(String),
     /// A binding is missing (503: the worker cannot decide). The detail is logged.
@@ -39,59 +32,32 @@ pub enum EdgeError {
 impl EdgeError {
     /// A 400 `invalid_request` naming `field`.
     pub fn invalid_request(message: impl Into<String>, field: impl Into<String>) -> Self {
-        Self::BadRequest {
-            code: "invalid_request",
-            message: message.into(),
-            field: Some(field.into()),
-        }
+        Self::Request(WireError::invalid_request(message, field))
     }
 
-    /// A core parse error of `input`, reported at `field`.
-    pub fn parse(error: &ParseError, input: &str, field: impl Into<String>) -> Self {
-        Self::BadRequest {
-            code: error.code(),
-            message: error.message(input),
-            field: Some(field.into()),
-        }
-    }
-
-    /// A refused JWT. The message says which check failed, never echoing the token.
+    /// A refused JWT: the core's message for it, which never echoes the token.
     pub const fn jwt(error: JwtError) -> Self {
-        Self::Unauthenticated(match error {
-            JwtError::Expired => "token expired",
-            JwtError::NotYetValid => "token not yet valid",
-            JwtError::BadSignature => "invalid token signature",
-            JwtError::UnsupportedAlgorithm => "unsupported token algorithm: only HS256 is accepted",
-            JwtError::MissingExp => "token has no exp claim",
-            JwtError::InvalidSubject => "token sub is not a valid user uuid",
-            JwtError::WrongAudience => "token audience mismatch",
-            JwtError::TooLarge => "token too large",
-            JwtError::Malformed | JwtError::BadBase64 | JwtError::InvalidClaims => {
-                "malformed token"
-            }
-        })
+        Self::Unauthenticated(error.message())
     }
 
     /// API.md's code.
     pub const fn code(&self) -> &'static str {
         match self {
-            Self::BadRequest { code, .. } => code,
+            Self::Request(error) => error.code,
             Self::Unauthenticated(_) => "unauthenticated",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed(_) => "method_not_allowed",
-            Self::PayloadTooLarge(_) => "payload_too_large",
             Self::Unavailable(_) | Self::Misconfigured(_) => "unavailable",
         }
     }
 
     /// The HTTP status.
-    pub const fn status(&self) -> u16 {
+    pub fn status(&self) -> u16 {
         match self {
-            Self::BadRequest { .. } => 400,
+            Self::Request(error) => error.status(),
             Self::Unauthenticated(_) => 401,
             Self::NotFound => 404,
             Self::MethodNotAllowed(_) => 405,
-            Self::PayloadTooLarge(_) => 413,
             Self::Unavailable(_) | Self::Misconfigured(_) => 503,
         }
     }
@@ -99,7 +65,7 @@ impl EdgeError {
     /// The JSON body.
     pub fn body(&self) -> Value {
         let message = match self {
-            Self::BadRequest { message, .. } | Self::PayloadTooLarge(message) => message.clone(),
+            Self::Request(error) => error.message.clone(),
             Self::Unauthenticated(message) => (*message).to_owned(),
             Self::NotFound => "no such endpoint".to_owned(),
             Self::MethodNotAllowed(allowed) => format!("method not allowed; use {allowed}"),
@@ -108,9 +74,9 @@ impl EdgeError {
             }
         };
         let mut error = json!({ "code": self.code(), "message": message });
-        if let Self::BadRequest {
+        if let Self::Request(WireError {
             field: Some(field), ..
-        } = self
+        }) = self
         {
             error["field"] = json!(field);
         }
@@ -143,6 +109,12 @@ pub fn respond(error: &EdgeError) -> Response {
         .fixed(error.body().to_string().into_bytes())
 }
 
+impl From<WireError> for EdgeError {
+    fn from(error: WireError) -> Self {
+        Self::Request(error)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,7 +142,7 @@ mod tests {
             json!({"error": {"code": "unavailable", "message": "the service cannot decide now; retry later"}}),
         );
         check(
-            EdgeError::PayloadTooLarge("a batch holds at most 100 checks, got 101".to_owned()),
+            EdgeError::Request(WireError::too_many_checks(101)),
             413,
             json!({"error": {"code": "payload_too_large", "message": "a batch holds at most 100 checks, got 101"}}),
         );

@@ -1,9 +1,12 @@
-//! The origin's request bodies (single check and batch), as a service and as an end user:
-//! never a panic, and the fast path agrees with the precise path.
+//! The core's request bodies (single check and batch) for every source of the principal (a
+//! service, an end user at the origin, the edge's token): never a panic, and the fast path
+//! agrees with the precise path.
 #![no_main]
 
-use authz_origin::auth::Caller;
-use authz_origin::routes::request::{json_object, parse_batch, parse_check, parse_single};
+use authz_core::Principal;
+use authz_core::wire::request::{
+    PrincipalSource, json_object, parse_batch, parse_check_object, parse_single,
+};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -11,15 +14,17 @@ fuzz_target!(|data: &[u8]| {
     let Ok(user) = user else {
         return;
     };
-    for caller in [Caller::Service, Caller::EndUser(user)] {
-        let fast = parse_single(data, caller);
-        if let Ok(object) = json_object(data) {
-            let precise = parse_check(&object, "", caller);
-            // Both paths accept the same bodies, with the same question.
-            assert_eq!(fast.as_ref().ok(), precise.as_ref().ok());
-            let _ = parse_batch(&object, caller);
-        } else {
-            assert!(fast.is_err());
+    for source in [
+        PrincipalSource::Named,
+        PrincipalSource::Subject(user),
+        PrincipalSource::Fixed(Principal::Anonymous),
+    ] {
+        let fast = parse_single(data, source);
+        match json_object(data) {
+            // Both paths accept the same bodies, with the same check, or refuse alike.
+            Ok(object) => assert_eq!(fast, parse_check_object(&object, "", source)),
+            Err(_) => assert!(fast.is_err()),
         }
+        let _ = parse_batch(data, source);
     }
 });

@@ -71,23 +71,8 @@ pub fn authenticate_with_claims<'h>(
         Ok(claims) => Ok((Caller::EndUser(claims.sub), Some((token, claims)))),
         Err(error) => {
             metrics::counter!("authz_jwt_rejected_total", "reason" => error.code()).increment(1);
-            Err(AppError::Unauthenticated(jwt_message(error)))
+            Err(AppError::Unauthenticated(error.message()))
         }
-    }
-}
-
-const fn jwt_message(error: jwt::JwtError) -> &'static str {
-    use jwt::JwtError::*;
-    match error {
-        Expired => "token expired",
-        NotYetValid => "token not yet valid",
-        BadSignature => "invalid token signature",
-        UnsupportedAlgorithm => "unsupported token algorithm: only HS256 is accepted",
-        MissingExp => "token has no exp claim",
-        InvalidSubject => "token sub is not a valid user uuid",
-        WrongAudience => "token audience mismatch",
-        TooLarge => "token too large",
-        Malformed | BadBase64 | InvalidClaims => "malformed token",
     }
 }
 

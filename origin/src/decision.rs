@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use authz_core::cache::{CacheEntry, CacheKey, TtlPolicy, servable};
 use authz_core::pieces::{compose, resource_dependencies};
-use authz_core::wire::Source;
+use authz_core::wire::{Check, Source};
 use authz_core::{Question, Resource, Timestamp, UserId, decide};
 use moka::Expiry;
 use moka::future::Cache;
@@ -397,18 +397,18 @@ impl Decider {
 
     /// Answers questions in order: L1, then one Redis `MGET` for the misses, then one Postgres
     /// statement for what is left.
-    pub async fn decide_batch(
-        &self,
-        questions: &[(Question, Option<u64>)],
-    ) -> Result<Vec<Answer>, AppError> {
+    pub async fn decide_batch(&self, questions: &[Check]) -> Result<Vec<Answer>, AppError> {
         let connected = self.invalidation.is_connected();
-        let keys: Vec<CacheKey> = questions.iter().map(|(q, _)| CacheKey::new(q)).collect();
+        let keys: Vec<CacheKey> = questions
+            .iter()
+            .map(|check| CacheKey::new(&check.question))
+            .collect();
         let mut answers: Vec<Option<Answer>> = vec![None; questions.len()];
         let now = now();
         if connected {
             for (index, key) in keys.iter().enumerate() {
                 if let Some(cached) = self.l1.get(key).await
-                    && self.usable(&cached.entry, now, questions[index].1)
+                    && self.usable(&cached.entry, now, questions[index].min_revision)
                 {
                     answers[index] = Some(Answer {
                         entry: Arc::clone(&cached.entry),
@@ -426,7 +426,7 @@ impl Decider {
                     .collect();
                 for (index, value) in misses.into_iter().zip(l2.mget(&names).await) {
                     if let Some(entry) = value.and_then(|text| CacheEntry::decode(&text).ok())
-                        && self.usable(&entry, now, questions[index].1)
+                        && self.usable(&entry, now, questions[index].min_revision)
                     {
                         let entry = Arc::new(entry);
                         self.l1_put(&keys[index], &entry, Source::L2).await;
@@ -442,8 +442,11 @@ impl Decider {
             .filter(|i| answers[*i].is_none())
             .collect();
         if !misses.is_empty() {
-            let asked: Vec<Question> = misses.iter().map(|i| questions[*i].0).collect();
-            let min_revision = misses.iter().filter_map(|i| questions[*i].1).max();
+            let asked: Vec<Question> = misses.iter().map(|i| questions[*i].question).collect();
+            let min_revision = misses
+                .iter()
+                .filter_map(|i| questions[*i].min_revision)
+                .max();
             match self.compute(&asked, min_revision).await {
                 Ok(entries) => {
                     let mut writes = Vec::with_capacity(entries.len());
@@ -459,7 +462,11 @@ impl Decider {
                     for index in misses {
                         match self.l1.get(&keys[index]).await {
                             Some(cached)
-                                if self.usable_on_error(&cached.entry, now, questions[index].1) =>
+                                if self.usable_on_error(
+                                    &cached.entry,
+                                    now,
+                                    questions[index].min_revision,
+                                ) =>
                             {
                                 answers[index] = Some(Answer {
                                     entry: Arc::clone(&cached.entry),

@@ -2,6 +2,7 @@
 //! `{"error": {"code", "message", "field"?}}`. Each kind has a short static code used both in
 //! the body and as the metrics label. 5xx bodies say nothing internal; the detail is logged.
 
+use authz_core::wire::WireError;
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -15,16 +16,10 @@ pub struct ErrorCode(pub &'static str);
 /// Every error the HTTP API can answer with.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
-    /// Malformed input (400). `code` is one of API.md's 400 codes.
-    #[error("{message}")]
-    BadRequest {
-        /// `invalid_uuid`, `invalid_resource_type`, `invalid_operation` or `invalid_request`.
-        code: &'static str,
-        /// What was expected, quoting the bad input.
-        message: String,
-        /// The input field at fault.
-        field: Option<String>,
-    },
+    /// A request the core's wire parsers refuse: 400 malformed input, 403 an end user asking
+    /// for another principal, 413 a body or batch over the limits.
+    #[error("{0}")]
+    Request(WireError),
     /// Missing, malformed, expired or wrongly signed credentials (401).
     #[error("{0}")]
     Unauthenticated(&'static str),
@@ -34,9 +29,6 @@ pub enum AppError {
     /// No such route (404).
     #[error("no such endpoint")]
     NotFound,
-    /// Body over the limit or a batch over 100 checks (413).
-    #[error("{0}")]
-    PayloadTooLarge(String),
     /// Over a rate limit (429), with the seconds to wait.
     #[error("rate limit exceeded")]
     RateLimited {
@@ -49,51 +41,27 @@ pub enum AppError {
 }
 
 impl AppError {
-    /// A 400 with `code`, naming `field`.
-    pub fn bad_request(
-        code: &'static str,
-        message: impl Into<String>,
-        field: Option<String>,
-    ) -> Self {
-        Self::BadRequest {
-            code,
-            message: message.into(),
-            field,
-        }
-    }
-
-    /// A 400 `invalid_request` naming `field`.
-    pub fn invalid_request(message: impl Into<String>, field: impl Into<String>) -> Self {
-        Self::bad_request("invalid_request", message, Some(field.into()))
-    }
-
-    /// A core parse error of `input`, reported at `field` (which may be a path such as
-    /// `checks[3].resource_id`).
-    pub fn parse(error: &authz_core::ParseError, input: &str, field: String) -> Self {
-        Self::bad_request(error.code(), error.message(input), Some(field))
-    }
-
     /// API.md's code, also the metrics label.
     pub const fn code(&self) -> &'static str {
         match self {
-            Self::BadRequest { code, .. } => code,
+            Self::Request(error) => error.code,
             Self::Unauthenticated(_) => "unauthenticated",
             Self::Forbidden(_) => "forbidden",
             Self::NotFound => "not_found",
-            Self::PayloadTooLarge(_) => "payload_too_large",
             Self::RateLimited { .. } => "rate_limited",
             Self::Unavailable(_) => "unavailable",
         }
     }
 
     /// The HTTP status.
-    pub const fn status(&self) -> StatusCode {
+    pub fn status(&self) -> StatusCode {
         match self {
-            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::Request(error) => {
+                StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST)
+            }
             Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
-            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -112,9 +80,9 @@ impl IntoResponse for AppError {
             other => other.to_string(),
         };
         let mut error = json!({ "code": self.code(), "message": message });
-        if let Self::BadRequest {
+        if let Self::Request(WireError {
             field: Some(field), ..
-        } = &self
+        }) = &self
         {
             error["field"] = json!(field);
         }
@@ -137,5 +105,11 @@ impl IntoResponse for AppError {
             _ => {}
         }
         response
+    }
+}
+
+impl From<WireError> for AppError {
+    fn from(error: WireError) -> Self {
+        Self::Request(error)
     }
 }

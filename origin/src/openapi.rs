@@ -711,11 +711,12 @@ mod tests {
     fn every_error_code_is_listed() {
         use crate::error::AppError;
         let errors = [
-            AppError::bad_request("invalid_request", "x", None),
+            AppError::Request(authz_core::wire::WireError::invalid_body("x")),
+            AppError::Request(authz_core::wire::WireError::not_own_subject()),
+            AppError::Request(authz_core::wire::WireError::body_too_large()),
             AppError::Unauthenticated("x"),
             AppError::Forbidden("x"),
             AppError::NotFound,
-            AppError::PayloadTooLarge("x".to_owned()),
             AppError::RateLimited {
                 retry_after_seconds: 1,
             },

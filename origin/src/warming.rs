@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use authz_core::wire::Check;
 use authz_core::{
     GenerationId, Operation, Principal, ProjectId, Question, Resource, ResourceType, TeamId, UserId,
 };
@@ -161,7 +162,13 @@ pub async fn warm_once(decider: &Decider, pools: &Pools) -> Result<WarmReport, S
     questions.dedup();
     let mut answered = 0;
     for chunk in questions.chunks(authz_core::wire::MAX_BATCH_CHECKS) {
-        let checks: Vec<(Question, Option<u64>)> = chunk.iter().map(|q| (*q, None)).collect();
+        let checks: Vec<Check> = chunk
+            .iter()
+            .map(|question| Check {
+                question: *question,
+                min_revision: None,
+            })
+            .collect();
         if decider.decide_batch(&checks).await.is_ok() {
             answered += chunk.len();
         }

@@ -74,19 +74,27 @@ impl fmt::Display for ParseError {
 impl std::error::Error for ParseError {}
 
 impl ParseError {
-    /// The client-facing message, quoting the bad input (cut to 64 characters so an error
-    /// never echoes a whole oversized value).
+    /// The client-facing message, quoting the bad input (cut by [`shorten`] so an error never
+    /// echoes a whole oversized value).
     pub fn message(&self, input: &str) -> alloc::string::String {
-        let shown: alloc::string::String = input.chars().take(64).collect();
-        let ellipsis = if input.chars().nth(64).is_some() {
-            "..."
-        } else {
-            ""
-        };
         alloc::format!(
-            "invalid {} \"{shown}{ellipsis}\": expected {}",
+            "invalid {} \"{}\": expected {}",
             self.field,
+            shorten(input),
             self.expected
         )
     }
+}
+
+/// The most characters of client input an error message quotes (then `...`).
+pub const QUOTED_CHARS: usize = 64;
+
+/// `text` cut to [`QUOTED_CHARS`] characters, with `...` when it was longer: how every error
+/// message of the boundary quotes client input.
+pub fn shorten(text: &str) -> alloc::string::String {
+    let mut shown: alloc::string::String = text.chars().take(QUOTED_CHARS).collect();
+    if text.chars().nth(QUOTED_CHARS).is_some() {
+        shown.push_str("...");
+    }
+    shown
 }

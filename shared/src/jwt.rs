@@ -170,21 +170,27 @@ impl JwtError {
     }
 }
 
+impl JwtError {
+    /// The client-facing message of the 401, the one table both services answer with. It says
+    /// which check failed, never echoing the token.
+    pub const fn message(&self) -> &'static str {
+        match self {
+            Self::Expired => "token expired",
+            Self::NotYetValid => "token not yet valid",
+            Self::BadSignature => "invalid token signature",
+            Self::UnsupportedAlgorithm => "unsupported token algorithm: only HS256 is accepted",
+            Self::MissingExp => "token has no exp claim",
+            Self::InvalidSubject => "token sub is not a valid user uuid",
+            Self::WrongAudience => "token audience mismatch",
+            Self::TooLarge => "token too large",
+            Self::Malformed | Self::BadBase64 | Self::InvalidClaims => "malformed token",
+        }
+    }
+}
+
 impl fmt::Display for JwtError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::TooLarge => "token is longer than the accepted limit",
-            Self::Malformed => "token is not a well-formed jwt",
-            Self::BadBase64 => "token segment is not unpadded base64url",
-            Self::UnsupportedAlgorithm => "token algorithm must be HS256",
-            Self::BadSignature => "token signature does not match",
-            Self::InvalidClaims => "token claims are not a valid json object",
-            Self::MissingExp => "token has no `exp` claim",
-            Self::Expired => "token has expired",
-            Self::NotYetValid => "token is not valid yet",
-            Self::WrongAudience => "token audience does not match",
-            Self::InvalidSubject => "token `sub` must be a valid user id",
-        })
+        f.write_str(self.message())
     }
 }
 

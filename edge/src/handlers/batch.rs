@@ -33,7 +33,7 @@ pub async fn handle(mut request: Request, env: &Env, ctx: &Context) -> Result<Re
         .flatten()
         .and_then(|length| length.trim().parse::<usize>().ok());
     if declared.is_some_and(|length| length > MAX_BODY_BYTES) {
-        return Err(request::body_too_large());
+        return Err(authz_core::wire::WireError::body_too_large().into());
     }
     let body = request
         .bytes()

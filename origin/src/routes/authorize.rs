@@ -8,7 +8,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Value, json};
 
-use super::request::{json_object, parse_batch, parse_single, read_body};
+use super::request::{parse_batch, parse_single, read_body};
 use crate::auth::{Caller, authenticate_with_claims};
 use crate::decision::{Answer, now};
 use crate::error::AppError;
@@ -105,16 +105,20 @@ pub async fn authorize(
     let (parts, body) = request.into_parts();
     let caller = authenticate_and_publish(&state, &parts.headers)?;
     let bytes = read_body(body).await?;
-    let (question, min_revision) = parse_single(&bytes, caller)?;
+    let check = parse_single(&bytes, caller)?;
     state.rate_limits.check(caller, client, 1)?;
     let started = Instant::now();
-    let answer = match state.decider.cached(&question, min_revision).await {
+    let answer = match state
+        .decider
+        .cached(&check.question, check.min_revision)
+        .await
+    {
         Some(answer) => answer,
         // Boxed: the miss path's future is kilobytes, and inline it would make this handler's
         // future as large, copied on every request (hits included) as axum moves it.
         None => tokio::time::timeout(
             state.config.request_timeout,
-            Box::pin(state.decider.decide(question, min_revision)),
+            Box::pin(state.decider.decide(check.question, check.min_revision)),
         )
         .await
         .map_err(|_| AppError::Unavailable("decision timed out".to_owned()))??,
@@ -143,7 +147,7 @@ pub async fn authorize_batch(
     let (parts, body) = request.into_parts();
     let caller = authenticate_and_publish(&state, &parts.headers)?;
     let bytes = read_body(body).await?;
-    let checks = parse_batch(&json_object(&bytes)?, caller)?;
+    let checks = parse_batch(&bytes, caller)?;
     // Each check counts (see `rate_limit`).
     state.rate_limits.check(caller, client, checks.len())?;
     let started = Instant::now();
