@@ -30,11 +30,12 @@ use std::time::Duration;
 
 use authz_core::cache::{CacheEntry, CacheKey, TtlPolicy};
 use authz_core::dataset::{CorpusFile, Dataset};
-use authz_core::decide::{Decision, Question, Resource, decide};
+use authz_core::decide::{Decision, decide};
 use authz_core::facts::{Facts, LinkedTeam, ProjectFacts, ResourceFacts, ShareFacts};
 use authz_core::id::{TeamId, parse_uuid};
 use authz_core::jwt::{JwtConfig, JwtKey, sign_hs256, verify};
 use authz_core::model::{AccessLevel, AccessMethod, DenyReason, Principal, Role, ShareLevel};
+use authz_core::question::{Question, Resource};
 use authz_core::time::Timestamp;
 use cedar_policy::{
     Authorizer, Context, Entities, Entity, EntityId, EntityTypeName, EntityUid, PolicySet, Request,

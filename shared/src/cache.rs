@@ -9,8 +9,9 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::{self, Write as _};
 
-use crate::decide::{Decision, Question, Resource};
+use crate::decide::Decision;
 use crate::model::{AccessMethod, DenyReason, Operation, Principal, Role};
+use crate::question::{Question, Resource};
 use crate::time::Timestamp;
 
 /// The key format's version, the key's first field. Bump it when the key layout changes.

@@ -9,13 +9,13 @@ use alloc::vec::Vec;
 
 use serde::{Deserialize, Serialize};
 
-use crate::decide::{Question, Resource};
 use crate::facts::{
     Facts, GenerationFacts, LinkedTeam, Membership, ProjectFacts, ResourceFacts, ShareFacts,
     TeamFacts, UserFacts,
 };
 use crate::id::{GenerationId, ProjectId, TeamId, UserId};
 use crate::model::{AccessLevel, GenerationStatus, Role, ShareLevel, Visibility};
+use crate::question::{Question, Resource};
 use crate::time::Timestamp;
 
 const fn active() -> bool {

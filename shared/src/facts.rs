@@ -8,9 +8,9 @@ use alloc::vec::Vec;
 
 use serde::{Deserialize, Serialize};
 
-use crate::decide::Question;
 use crate::id::{ProjectId, TeamId, UserId};
 use crate::model::{AccessLevel, GenerationStatus, ResourceType, Role, ShareLevel, Visibility};
+use crate::question::Question;
 use crate::time::Timestamp;
 
 /// Everything one decision needs, read at one data revision.

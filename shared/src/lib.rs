@@ -45,13 +45,14 @@ pub mod id;
 pub mod jwt;
 pub mod model;
 pub mod pieces;
+pub mod question;
 #[cfg(feature = "proptest")]
 pub mod strategies;
 pub mod time;
 pub mod wire;
 
 pub use cache::{CacheEntry, CacheKey, TtlPolicy, servable};
-pub use decide::{Decision, Question, Resource, decide};
+pub use decide::{Decision, decide};
 pub use error::ParseError;
 pub use facts::Facts;
 pub use id::{GenerationId, ProjectId, TeamId, UserId};
@@ -59,4 +60,5 @@ pub use model::{
     AccessLevel, AccessMethod, DenyReason, GenerationStatus, Operation, Principal, ResourceType,
     Role, ShareLevel, Visibility,
 };
+pub use question::{Question, Resource};
 pub use time::Timestamp;

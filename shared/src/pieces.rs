@@ -7,13 +7,13 @@ use alloc::vec::Vec;
 
 use serde::{Deserialize, Serialize};
 
-use crate::decide::{Question, Resource};
 use crate::facts::{
     Facts, GenerationFacts, LinkedTeam, Membership, ProjectFacts, ResourceFacts, ShareFacts,
     TeamFacts, UserFacts,
 };
 use crate::id::{ProjectId, TeamId, UserId};
 use crate::model::{AccessLevel, GenerationStatus, Role, ShareLevel, Visibility};
+use crate::question::{Question, Resource};
 use crate::time::Timestamp;
 
 /// A user's own row and every membership of theirs.

@@ -9,11 +9,11 @@ use proptest::prelude::*;
 use crate::dataset::{
     Dataset, GenerationRow, ProjectRow, ProjectTeamRow, ShareRow, TeamMemberRow, TeamRow, UserRow,
 };
-use crate::decide::{Question, Resource};
 use crate::id::{GenerationId, ProjectId, TeamId, UserId};
 use crate::model::{
     AccessLevel, GenerationStatus, Operation, Principal, Role, ShareLevel, Visibility,
 };
+use crate::question::{Question, Resource};
 use crate::time::Timestamp;
 
 /// Users in the universe; the last index has no row unless generated.

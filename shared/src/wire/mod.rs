@@ -13,8 +13,8 @@ use alloc::string::String;
 
 use serde::{Deserialize, Serialize};
 
-use crate::decide::Question;
 use crate::error::ParseError;
+use crate::question::Question;
 
 pub use decision::WireDecision;
 pub use error::WireError;

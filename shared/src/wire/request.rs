@@ -15,10 +15,10 @@ use serde_json::{Map, Value};
 
 use super::error::WireError;
 use super::{MAX_BATCH_CHECKS, MAX_BODY_BYTES};
-use crate::decide::{Question, Resource};
 use crate::error::shorten;
 use crate::id::UserId;
 use crate::model::{Operation, Principal, ResourceType};
+use crate::question::{Question, Resource};
 
 /// One question and the revision its answer must be at or after.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
