@@ -3,8 +3,7 @@
 //!
 //! This module owns the limits and their configuration; it must not authenticate (the
 //! handlers call [`RateLimits::check`] with an already authenticated [`Caller`]) and must not
-//! read the environment itself except through [`RateLimitConfig::from_vars`], which
-//! `Config::from_vars` calls.
+//! read the environment (its configuration, [`RateLimitConfig`], is `config`'s).
 //!
 //! # Decisions
 //!
@@ -47,7 +46,6 @@
 //!   balancer a user can reach up to `K` times the limit. A shared (Redis) limiter would cost a
 //!   round trip per request on the hot path; the limits are abuse protection, not billing.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::{Arc, Weak};
@@ -60,7 +58,7 @@ use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota};
 
 use crate::auth::Caller;
-use crate::config::{ConfigError, invalid};
+use crate::config::RateLimitConfig;
 use crate::error::AppError;
 
 /// How often the limiters drop the keys whose bucket has refilled.
@@ -69,74 +67,6 @@ pub const PRUNE_INTERVAL: Duration = Duration::from_secs(10);
 /// The period every limit is expressed over; also the `Retry-After` of a batch that can never
 /// pass.
 const PERIOD_SECONDS: u64 = 60;
-
-/// The rate limits of the authorize endpoints (see the module documentation).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RateLimitConfig {
-    /// `AUTHZ_RATE_LIMIT`: `on` (default) or `off`.
-    pub enabled: bool,
-    /// `AUTHZ_RATE_LIMIT_USER_PER_MINUTE`: questions per end user per minute (default 100).
-    pub user_per_minute: NonZeroU32,
-    /// `AUTHZ_RATE_LIMIT_IP_PER_MINUTE`: questions per end-user client IP per minute
-    /// (default 500).
-    pub ip_per_minute: NonZeroU32,
-    /// `AUTHZ_RATE_LIMIT_SERVICE_PER_MINUTE`: questions per service-token client IP per minute;
-    /// unset (the default) exempts service-token callers.
-    pub service_per_minute: Option<NonZeroU32>,
-}
-
-impl Default for RateLimitConfig {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            user_per_minute: NonZeroU32::new(100).unwrap_or(NonZeroU32::MIN),
-            ip_per_minute: NonZeroU32::new(500).unwrap_or(NonZeroU32::MIN),
-            service_per_minute: None,
-        }
-    }
-}
-
-impl RateLimitConfig {
-    /// Reads the `AUTHZ_RATE_LIMIT*` variables of `vars`.
-    pub fn from_vars(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| {
-            vars.get(name)
-                .map(|value| value.trim())
-                .filter(|value| !value.is_empty())
-        };
-        let per_minute = |name: &'static str| -> Result<Option<NonZeroU32>, ConfigError> {
-            get(name)
-                .map(|text| {
-                    text.parse::<NonZeroU32>().map_err(|_| {
-                        invalid(
-                            name,
-                            format!("expected a positive number per minute, got \"{text}\""),
-                        )
-                    })
-                })
-                .transpose()
-        };
-        let defaults = Self::default();
-        let enabled = match get("AUTHZ_RATE_LIMIT").unwrap_or("on") {
-            "on" => true,
-            "off" => false,
-            other => {
-                return Err(invalid(
-                    "AUTHZ_RATE_LIMIT",
-                    format!("expected on or off, got \"{other}\""),
-                ));
-            }
-        };
-        Ok(Self {
-            enabled,
-            user_per_minute: per_minute("AUTHZ_RATE_LIMIT_USER_PER_MINUTE")?
-                .unwrap_or(defaults.user_per_minute),
-            ip_per_minute: per_minute("AUTHZ_RATE_LIMIT_IP_PER_MINUTE")?
-                .unwrap_or(defaults.ip_per_minute),
-            service_per_minute: per_minute("AUTHZ_RATE_LIMIT_SERVICE_PER_MINUTE")?,
-        })
-    }
-}
 
 /// A client address as a rate-limit key: IPv4 as is, IPv6 by its /64.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -336,13 +266,6 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
 mod tests {
     use super::*;
 
-    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
-
     fn limits(user: u32, ip: u32, service: Option<u32>) -> Arc<RateLimits> {
         RateLimits::new(RateLimitConfig {
             enabled: true,
@@ -367,37 +290,6 @@ mod tests {
             }) => retry_after_seconds,
             other => panic!("expected rate_limited, got {other:?}"),
         }
-    }
-
-    #[test]
-    fn config_defaults_and_errors() {
-        let config = RateLimitConfig::from_vars(&vars(&[])).unwrap();
-        assert_eq!(config, RateLimitConfig::default());
-        assert_eq!(config.user_per_minute.get(), 100);
-        assert_eq!(config.ip_per_minute.get(), 500);
-        assert!(config.enabled && config.service_per_minute.is_none());
-        let config = RateLimitConfig::from_vars(&vars(&[
-            ("AUTHZ_RATE_LIMIT", "off"),
-            ("AUTHZ_RATE_LIMIT_SERVICE_PER_MINUTE", "100000"),
-        ]))
-        .unwrap();
-        assert!(!config.enabled);
-        assert_eq!(
-            config.service_per_minute.map(NonZeroU32::get),
-            Some(100_000)
-        );
-        let error = RateLimitConfig::from_vars(&vars(&[("AUTHZ_RATE_LIMIT_USER_PER_MINUTE", "0")]))
-            .unwrap_err();
-        assert_eq!(
-            error.to_string(),
-            "invalid AUTHZ_RATE_LIMIT_USER_PER_MINUTE: expected a positive number per minute, got \"0\""
-        );
-        let error =
-            RateLimitConfig::from_vars(&vars(&[("AUTHZ_RATE_LIMIT", "maybe")])).unwrap_err();
-        assert_eq!(
-            error.to_string(),
-            "invalid AUTHZ_RATE_LIMIT: expected on or off, got \"maybe\""
-        );
     }
 
     #[test]

@@ -1,6 +1,15 @@
 //! The origin's configuration: read once from the environment at start, validated, with a
-//! message naming the variable when a value is wrong (two stages: raw strings, then `Config`).
-//! Nothing else in the origin reads the environment.
+//! message naming the variable when a value is wrong. Two stages: the raw strings read
+//! through the table of variables and their defaults ([`vars`]), then [`Config`]. Every
+//! configuration type lives here; nothing else in the origin reads the environment.
+
+mod monitoring;
+mod rate_limit;
+pub mod vars;
+
+pub use monitoring::MonitoringConfig;
+pub use rate_limit::RateLimitConfig;
+pub use vars::Env;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -17,6 +26,7 @@ pub struct ConfigError {
     message: String,
 }
 
+/// A [`ConfigError`] for `variable`.
 pub(crate) fn invalid(variable: &'static str, message: impl Into<String>) -> ConfigError {
     ConfigError {
         variable,
@@ -128,7 +138,7 @@ pub struct Config {
     /// `AUTHZ_MIGRATE_ON_START`: apply migrations before serving (default false).
     pub migrate_on_start: bool,
     /// `AUTHZ_RATE_LIMIT*`: the rate limits of `/v1/*` (see `rate_limit`).
-    pub rate_limit: crate::rate_limit::RateLimitConfig,
+    pub rate_limit: RateLimitConfig,
     /// `AUTHZ_METRICS_*`, `AUTHZ_ALERT_*`, `AUTHZ_ADMIN_SESSION_SECONDS`: monitoring.
     pub monitoring: MonitoringConfig,
     /// `AUTHZ_SERVE_STALE_ON_ERROR`: `all` (default), `denies` or `none`.
@@ -179,40 +189,23 @@ impl Config {
 
     /// Reads a given environment (tests build configs without touching the process's).
     pub fn from_vars(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| {
-            vars.get(name)
-                .map(|value| value.trim())
-                .filter(|v| !v.is_empty())
-        };
-        let millis = |name: &'static str, default: u64| -> Result<Duration, ConfigError> {
-            get(name).map_or(Ok(Duration::from_millis(default)), |text| {
-                text.parse::<u64>()
-                    .map(Duration::from_millis)
-                    .map_err(|_| invalid(name, format!("expected milliseconds, got \"{text}\"")))
-            })
-        };
-        let number = |name: &'static str, default: u64| -> Result<u64, ConfigError> {
-            get(name).map_or(Ok(default), |text| {
-                text.parse::<u64>()
-                    .map_err(|_| invalid(name, format!("expected a number, got \"{text}\"")))
-            })
-        };
-
-        let postgres_primary_url = get("POSTGRES_PRIMARY_URL")
-            .or_else(|| get("DATABASE_URL"))
+        let env = Env::new(vars);
+        let postgres_primary_url = env
+            .get("POSTGRES_PRIMARY_URL")
+            .or_else(|| env.get("DATABASE_URL"))
             .ok_or_else(|| invalid("POSTGRES_PRIMARY_URL", "required (or DATABASE_URL)"))?
             .to_owned();
         check_postgres_url("POSTGRES_PRIMARY_URL", &postgres_primary_url)?;
-        let postgres_replica_url = get("POSTGRES_REPLICA_URL").map(str::to_owned);
+        let postgres_replica_url = env.get("POSTGRES_REPLICA_URL").map(str::to_owned);
         if let Some(url) = &postgres_replica_url {
             check_postgres_url("POSTGRES_REPLICA_URL", url)?;
         }
 
         let mut redis_urls = HashMap::new();
         for tier in RedisTierName::ALL {
-            let (variable, url) = match get(tier.variable()) {
+            let (variable, url) = match env.get(tier.variable()) {
                 Some(url) => (tier.variable(), url),
-                None => match get("REDIS_URL") {
+                None => match env.get("REDIS_URL") {
                     Some(url) => ("REDIS_URL", url),
                     None => continue,
                 },
@@ -222,15 +215,8 @@ impl Config {
             redis_urls.insert(tier, url.to_owned());
         }
 
-        let listen = get("AUTHZ_LISTEN").unwrap_or("127.0.0.1:8080");
-        let listen = listen.parse().map_err(|_| {
-            invalid(
-                "AUTHZ_LISTEN",
-                format!("expected host:port, got \"{listen}\""),
-            )
-        })?;
-
-        let jwt_key = get("AUTHZ_JWT_SECRET")
+        let jwt_key = env
+            .get("AUTHZ_JWT_SECRET")
             .map(|secret| {
                 if secret.len() < 32 {
                     return Err(invalid("AUTHZ_JWT_SECRET", "must be at least 32 bytes"));
@@ -240,30 +226,26 @@ impl Config {
             })
             .transpose()?;
         let jwt = JwtConfig {
-            leeway_seconds: number("AUTHZ_JWT_LEEWAY_SECONDS", 30)?,
-            audience: get("AUTHZ_JWT_AUDIENCE").map(str::to_owned),
+            leeway_seconds: env.number("AUTHZ_JWT_LEEWAY_SECONDS")?,
+            audience: env.get("AUTHZ_JWT_AUDIENCE").map(str::to_owned),
             ..JwtConfig::default()
         };
-        for (name, token) in [
-            ("AUTHZ_SERVICE_TOKEN", get("AUTHZ_SERVICE_TOKEN")),
-            ("AUTHZ_ADMIN_TOKEN", get("AUTHZ_ADMIN_TOKEN")),
-        ] {
-            if token.is_some_and(|token| token.len() < 16) {
+        for name in ["AUTHZ_SERVICE_TOKEN", "AUTHZ_ADMIN_TOKEN"] {
+            if env.get(name).is_some_and(|token| token.len() < 16) {
                 return Err(invalid(name, "must be at least 16 characters"));
             }
         }
 
-        let defaults = TtlPolicy::default();
         let ttl = TtlPolicy {
-            grant_ttl_ms: number("AUTHZ_GRANT_TTL_MS", defaults.grant_ttl_ms)?,
-            deny_ttl_ms: number("AUTHZ_DENY_TTL_MS", defaults.deny_ttl_ms)?,
-            not_found_ttl_ms: number("AUTHZ_NOT_FOUND_TTL_MS", defaults.not_found_ttl_ms)?,
+            grant_ttl_ms: env.number("AUTHZ_GRANT_TTL_MS")?,
+            deny_ttl_ms: env.number("AUTHZ_DENY_TTL_MS")?,
+            not_found_ttl_ms: env.number("AUTHZ_NOT_FOUND_TTL_MS")?,
         };
 
         let mut pool_max_size_overrides = HashMap::new();
         for name in POOL_NAMES {
             let variable = format!("AUTHZ_POOL_{}_MAX_SIZE", name.to_uppercase());
-            if let Some(text) = get(&variable) {
+            if let Some(text) = env.set(&variable) {
                 let size = text
                     .parse::<usize>()
                     .ok()
@@ -278,8 +260,7 @@ impl Config {
             }
         }
 
-        let breaker_failures = number("AUTHZ_BREAKER_FAILURES", 5)?;
-        let breaker_failures = u32::try_from(breaker_failures)
+        let breaker_failures = u32::try_from(env.number("AUTHZ_BREAKER_FAILURES")?)
             .ok()
             .filter(|n| *n > 0)
             .ok_or_else(|| invalid("AUTHZ_BREAKER_FAILURES", "expected a positive number"))?;
@@ -288,150 +269,48 @@ impl Config {
             postgres_primary_url,
             postgres_replica_url,
             redis_urls,
-            redis_prefix: get("AUTHZ_REDIS_PREFIX").unwrap_or("authz:").to_owned(),
-            redis_timeout: millis("AUTHZ_REDIS_TIMEOUT_MS", 50)?,
+            redis_prefix: env.parse("AUTHZ_REDIS_PREFIX", "a prefix")?,
+            redis_timeout: env.millis("AUTHZ_REDIS_TIMEOUT_MS")?,
             breaker_failures,
-            breaker_probe: millis("AUTHZ_BREAKER_PROBE_MS", 30_000)?,
-            listen,
-            service_token: get("AUTHZ_SERVICE_TOKEN").map(str::to_owned),
-            admin_token: get("AUTHZ_ADMIN_TOKEN").map(str::to_owned),
+            breaker_probe: env.millis("AUTHZ_BREAKER_PROBE_MS")?,
+            listen: env.parse("AUTHZ_LISTEN", "host:port")?,
+            service_token: env.get("AUTHZ_SERVICE_TOKEN").map(str::to_owned),
+            admin_token: env.get("AUTHZ_ADMIN_TOKEN").map(str::to_owned),
             jwt_key,
             jwt,
             ttl,
-            l1_capacity: number("AUTHZ_L1_CAPACITY", 100_000)?,
-            refresh_ahead_percent: match number("AUTHZ_REFRESH_AHEAD_PERCENT", 25)? {
-                percent @ 0..=90 => u8::try_from(percent).unwrap_or(0),
-                other => {
-                    return Err(invalid(
-                        "AUTHZ_REFRESH_AHEAD_PERCENT",
-                        format!("expected 0 to 90, got {other}"),
-                    ));
-                }
-            },
-            statement_timeout: millis("AUTHZ_STATEMENT_TIMEOUT_MS", 2_000)?,
-            request_timeout: millis("AUTHZ_REQUEST_TIMEOUT_MS", 5_000)?,
+            l1_capacity: env.number("AUTHZ_L1_CAPACITY")?,
+            refresh_ahead_percent: u8::try_from(env.number_in(
+                "AUTHZ_REFRESH_AHEAD_PERCENT",
+                0,
+                90,
+            )?)
+            .unwrap_or(0),
+            statement_timeout: env.millis("AUTHZ_STATEMENT_TIMEOUT_MS")?,
+            request_timeout: env.millis("AUTHZ_REQUEST_TIMEOUT_MS")?,
             pool_max_size_overrides,
-            serve_stale_on_error: match get("AUTHZ_SERVE_STALE_ON_ERROR").unwrap_or("all") {
-                "all" => StaleOnError::All,
-                "denies" => StaleOnError::Denies,
-                "none" => StaleOnError::None,
+            serve_stale_on_error: match env.get("AUTHZ_SERVE_STALE_ON_ERROR") {
+                Some("all") => StaleOnError::All,
+                Some("denies") => StaleOnError::Denies,
+                Some("none") => StaleOnError::None,
                 other => {
                     return Err(invalid(
                         "AUTHZ_SERVE_STALE_ON_ERROR",
-                        format!("expected all, denies or none, got \"{other}\""),
+                        format!(
+                            "expected all, denies or none, got \"{}\"",
+                            other.unwrap_or_default()
+                        ),
                     ));
                 }
             },
-            listener_heartbeat: millis("AUTHZ_LISTENER_HEARTBEAT_MS", 1_000)?
+            listener_heartbeat: env
+                .millis("AUTHZ_LISTENER_HEARTBEAT_MS")?
                 .max(Duration::from_millis(10)),
-            warming_interval: Duration::from_secs(number("AUTHZ_WARMING_INTERVAL_SECONDS", 300)?),
-            view_refresh_interval: Duration::from_secs(number("AUTHZ_VIEW_REFRESH_SECONDS", 900)?),
-            migrate_on_start: matches!(get("AUTHZ_MIGRATE_ON_START"), Some("1" | "true" | "yes")),
-            monitoring: MonitoringConfig::from_vars(vars)?,
-            rate_limit: crate::rate_limit::RateLimitConfig::from_vars(vars)?,
-        })
-    }
-}
-
-/// The monitoring settings (see `monitoring`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MonitoringConfig {
-    /// `AUTHZ_METRICS_PERSIST_SECONDS`: how often one batched write of the aggregates and the
-    /// pools' health goes to the performance tables (default 10; 0 turns persistence off).
-    pub persist_interval: Duration,
-    /// `AUTHZ_ALERT_INTERVAL_SECONDS`: how often `performance_thresholds` are evaluated
-    /// (default 30; 0 turns alerting off).
-    pub alert_interval: Duration,
-    /// `AUTHZ_ALERT_WINDOW_SECONDS`: the span they are evaluated over, 10 to 3,600
-    /// (default 300).
-    pub alert_window: Duration,
-    /// `AUTHZ_ALERT_WEBHOOK_URL`: an `http://` URL that receives each alert event as JSON
-    /// (default none: alerts are only logged and written).
-    pub alert_webhook_url: Option<String>,
-    /// `AUTHZ_ALERT_WEBHOOK_TIMEOUT_MS`: the deadline of one webhook call (default 5,000).
-    pub alert_webhook_timeout: Duration,
-    /// `AUTHZ_ALERT_WEBHOOK_RETRIES`: further attempts after a failed call, with doubling
-    /// pauses from 250 ms (default 3, at most 10).
-    pub alert_webhook_retries: u32,
-    /// `AUTHZ_ADMIN_SESSION_SECONDS`: the lifetime of the dashboard page's login cookie
-    /// (default 28,800, 8 hours).
-    pub admin_session: Duration,
-}
-
-impl MonitoringConfig {
-    /// Reads the monitoring variables of `vars`.
-    pub fn from_vars(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| {
-            vars.get(name)
-                .map(|value| value.trim())
-                .filter(|v| !v.is_empty())
-        };
-        let number = |name: &'static str, default: u64, min: u64, max: u64| {
-            let value = get(name).map_or(Ok(default), |text| {
-                text.parse::<u64>()
-                    .map_err(|_| invalid(name, format!("expected a number, got \"{text}\"")))
-            })?;
-            if !(min..=max).contains(&value) {
-                return Err(invalid(
-                    name,
-                    format!("expected {min} to {max}, got {value}"),
-                ));
-            }
-            Ok(value)
-        };
-        let alert_webhook_url = get("AUTHZ_ALERT_WEBHOOK_URL")
-            .map(|url| {
-                let parsed = reqwest::Url::parse(url).map_err(|_| {
-                    invalid("AUTHZ_ALERT_WEBHOOK_URL", format!("not a url: \"{url}\""))
-                })?;
-                match parsed.scheme() {
-                    "http" if parsed.host_str().is_some() => Ok(url.to_owned()),
-                    "https" => Err(invalid(
-                        "AUTHZ_ALERT_WEBHOOK_URL",
-                        "https is not supported (the origin is built without TLS); \
-                         point it at an http relay",
-                    )),
-                    _ => Err(invalid(
-                        "AUTHZ_ALERT_WEBHOOK_URL",
-                        format!("expected an http:// url, got \"{url}\""),
-                    )),
-                }
-            })
-            .transpose()?;
-        Ok(Self {
-            persist_interval: Duration::from_secs(number(
-                "AUTHZ_METRICS_PERSIST_SECONDS",
-                10,
-                0,
-                3_600,
-            )?),
-            alert_interval: Duration::from_secs(number(
-                "AUTHZ_ALERT_INTERVAL_SECONDS",
-                30,
-                0,
-                3_600,
-            )?),
-            alert_window: Duration::from_secs(number(
-                "AUTHZ_ALERT_WINDOW_SECONDS",
-                300,
-                10,
-                3_600,
-            )?),
-            alert_webhook_url,
-            alert_webhook_timeout: Duration::from_millis(number(
-                "AUTHZ_ALERT_WEBHOOK_TIMEOUT_MS",
-                5_000,
-                1,
-                600_000,
-            )?),
-            alert_webhook_retries: u32::try_from(number("AUTHZ_ALERT_WEBHOOK_RETRIES", 3, 0, 10)?)
-                .unwrap_or(3),
-            admin_session: Duration::from_secs(number(
-                "AUTHZ_ADMIN_SESSION_SECONDS",
-                28_800,
-                60,
-                604_800,
-            )?),
+            warming_interval: env.seconds("AUTHZ_WARMING_INTERVAL_SECONDS")?,
+            view_refresh_interval: env.seconds("AUTHZ_VIEW_REFRESH_SECONDS")?,
+            migrate_on_start: env.switch("AUTHZ_MIGRATE_ON_START")?,
+            monitoring: MonitoringConfig::from_env(env)?,
+            rate_limit: RateLimitConfig::from_env(env)?,
         })
     }
 }
@@ -522,7 +401,7 @@ mod tests {
 
     #[test]
     fn monitoring_defaults_and_errors() {
-        let config = MonitoringConfig::from_vars(&vars(&[])).unwrap();
+        let config = MonitoringConfig::from_env(Env::new(&vars(&[]))).unwrap();
         assert_eq!(config.persist_interval, Duration::from_secs(10));
         assert_eq!(config.alert_interval, Duration::from_secs(30));
         assert_eq!(config.alert_window, Duration::from_secs(300));
@@ -544,6 +423,10 @@ mod tests {
         check_error(
             &[db, ("AUTHZ_ALERT_WEBHOOK_URL", "ftp://example.test/hook")],
             "invalid AUTHZ_ALERT_WEBHOOK_URL: expected an http:// url, got \"ftp://example.test/hook\"",
+        );
+        check_error(
+            &[db, ("AUTHZ_MIGRATE_ON_START", "maybe")],
+            "invalid AUTHZ_MIGRATE_ON_START: expected on or off, got \"maybe\"",
         );
         check_error(
             &[db, ("AUTHZ_ALERT_WEBHOOK_URL", "https://example.test/hook")],
