@@ -72,17 +72,46 @@ pub fn origin(env: &Env) -> Result<OriginConfig, EdgeError> {
     })
 }
 
-/// The in-memory tier's capacity (`0` = off).
-pub fn memory_cache_entries(env: &Env) -> usize {
-    env.var(AUTHZ_EDGE_MEMORY_CACHE_ENTRIES)
+/// The in-memory tier's capacity (`0` = off). A value that is not a whole number is refused
+/// (503, logged), as the origin refuses a bad variable, rather than silently replaced.
+pub fn memory_cache_entries(env: &Env) -> Result<usize, EdgeError> {
+    let value = env
+        .var(AUTHZ_EDGE_MEMORY_CACHE_ENTRIES)
         .ok()
-        .and_then(|value| value.to_string().trim().parse().ok())
-        .unwrap_or(DEFAULT_MEMORY_CACHE_ENTRIES)
+        .map(|value| value.to_string());
+    parse_memory_cache_entries(value.as_deref()).map_err(EdgeError::Misconfigured)
+}
+
+/// [`memory_cache_entries`] of the var's text: unset or blank is the default.
+fn parse_memory_cache_entries(value: Option<&str>) -> Result<usize, &'static str> {
+    match value.map(str::trim).filter(|text| !text.is_empty()) {
+        None => Ok(DEFAULT_MEMORY_CACHE_ENTRIES),
+        Some(text) => text
+            .parse()
+            .map_err(|_| "AUTHZ_EDGE_MEMORY_CACHE_ENTRIES must be a whole number of entries"),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bad_memory_capacity_is_refused() {
+        assert_eq!(
+            parse_memory_cache_entries(None),
+            Ok(DEFAULT_MEMORY_CACHE_ENTRIES)
+        );
+        assert_eq!(
+            parse_memory_cache_entries(Some(" ")),
+            Ok(DEFAULT_MEMORY_CACHE_ENTRIES)
+        );
+        assert_eq!(parse_memory_cache_entries(Some("0")), Ok(0));
+        assert_eq!(parse_memory_cache_entries(Some(" 200 ")), Ok(200));
+        for bad in ["lots", "-1", "1e3", "4096 entries"] {
+            assert!(parse_memory_cache_entries(Some(bad)).is_err(), "{bad}");
+        }
+    }
 
     fn wrangler() -> toml::Table {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../wrangler.toml");

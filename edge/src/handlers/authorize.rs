@@ -29,7 +29,7 @@ pub async fn handle(request: Request, env: &Env, ctx: &Context) -> Result<Respon
     let check = request::parse_query(url.query(), principal)?;
     let key = CacheKey::new(&check.question);
     let kv = bindings::cache(env)?;
-    let memory_capacity = bindings::memory_cache_entries(env);
+    let memory_capacity = bindings::memory_cache_entries(env)?;
 
     let lookup = cache::lookup(&kv, &key, started, check.min_revision, memory_capacity).await;
     if let Lookup::Hit(entry) = &lookup {

@@ -41,7 +41,7 @@ pub async fn handle(mut request: Request, env: &Env, ctx: &Context) -> Result<Re
         .map_err(|_| EdgeError::invalid_request("unreadable request body", "body"))?;
     let checks = request::parse_batch(&body, principal)?;
     let kv = bindings::cache(env)?;
-    let memory_capacity = bindings::memory_cache_entries(env);
+    let memory_capacity = bindings::memory_cache_entries(env)?;
 
     let keys: Vec<CacheKey> = checks
         .iter()
