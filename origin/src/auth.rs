@@ -8,8 +8,8 @@ use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use subtle::ConstantTimeEq;
 
+use crate::clock::now;
 use crate::config::Config;
-use crate::decision::now;
 use crate::error::AppError;
 
 /// An authenticated caller of `/v1/*`.

@@ -10,7 +10,8 @@ use serde_json::{Value, json};
 
 use super::request::{parse_batch, parse_single, read_body};
 use crate::auth::{Caller, authenticate_with_claims};
-use crate::decision::{Answer, now};
+use crate::clock::now;
+use crate::decision::Answer;
 use crate::error::AppError;
 use crate::rate_limit::ClientIp;
 use crate::state::AppState;
@@ -108,17 +109,13 @@ pub async fn authorize(
     let check = parse_single(&bytes, caller)?;
     state.rate_limits.check(caller, client, 1)?;
     let started = Instant::now();
-    let answer = match state
-        .decider
-        .cached(&check.question, check.min_revision)
-        .await
-    {
+    let answer = match state.decider.cached(&check).await {
         Some(answer) => answer,
         // Boxed: the miss path's future is kilobytes, and inline it would make this handler's
         // future as large, copied on every request (hits included) as axum moves it.
         None => tokio::time::timeout(
             state.config.request_timeout,
-            Box::pin(state.decider.decide(check.question, check.min_revision)),
+            Box::pin(state.decider.decide(check)),
         )
         .await
         .map_err(|_| AppError::Unavailable("decision timed out".to_owned()))??,

@@ -297,7 +297,7 @@ impl Naive {
             resource,
             operation: question.operation,
         };
-        Ok(decide(&core_question, &facts, crate::decision::now()).granted)
+        Ok(decide(&core_question, &facts, crate::clock::now()).granted)
     }
 }
 

@@ -166,7 +166,7 @@ async fn credentials_are_checked() {
 
     // An end-user JWT: the principal is its subject; asking for someone else is forbidden.
     let key = authz_core::jwt::JwtKey::new(support::JWT_SECRET.as_bytes()).expect("key");
-    let exp = authz_origin::decision::now().as_seconds() + 600;
+    let exp = authz_origin::clock::now().as_seconds() + 600;
     let token = authz_core::jwt::sign_hs256(&json!({"sub": USER, "exp": exp}).to_string(), &key);
     let (status, answer) = origin
         .post(

@@ -347,7 +347,7 @@ async fn four_tiers_on_four_database_indexes_each_hold_their_own_data() {
         .wait_revision(support::current_revision(&client).await)
         .await;
     let key = authz_core::jwt::JwtKey::new(support::JWT_SECRET.as_bytes()).expect("key");
-    let exp = authz_origin::decision::now().as_seconds() + 600;
+    let exp = authz_origin::clock::now().as_seconds() + 600;
     let token = authz_core::jwt::sign_hs256(&json!({"sub": READER, "exp": exp}).to_string(), &key);
     let (status, answer) = origin
         .post(

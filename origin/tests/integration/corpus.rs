@@ -104,7 +104,7 @@ async fn corpus_through_the_http_api() {
     let mut ran = 0;
     for case in cases.iter().filter(|case| !case.exact_time) {
         // The server's clock is real: move every expiry so that `now` is the case's instant.
-        let shift = authz_origin::decision::now().as_micros() - case.now.as_micros();
+        let shift = authz_origin::clock::now().as_micros() - case.now.as_micros();
         support::truncate(&client).await;
         support::load(&client, &case.data, shift).await;
         origin

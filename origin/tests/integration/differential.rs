@@ -60,7 +60,7 @@ async fn origin_and_sql_function_agree_on_random_datasets() {
             .new_tree(&mut runner)
             .expect("questions")
             .current();
-        let shift = authz_origin::decision::now().as_micros() - NOW.as_micros();
+        let shift = authz_origin::clock::now().as_micros() - NOW.as_micros();
         support::truncate(&client).await;
         support::load(&client, &data, shift).await;
         origin

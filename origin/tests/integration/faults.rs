@@ -1286,3 +1286,62 @@ async fn with_stale_on_error_denies_only_cached_denies_outlive_postgres() {
     }
     origin.stop().await;
 }
+
+/// Single checks and batches share one fallback: with Postgres stopped and L1 off, the Redis
+/// entry of each check answers both (the batch path once tried L1 alone and failed whole).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_stopped_redis_answers_single_checks_and_batches_alike() {
+    let redis = TestRedis::new();
+    let (cluster, origin) = origin_on_own_cluster(
+        &dataset(1),
+        &[
+            ("REDIS_URL", redis.url.as_str()),
+            ("AUTHZ_REDIS_PREFIX", redis.prefix.as_str()),
+            ("AUTHZ_L1_CAPACITY", "0"),
+        ],
+    )
+    .await;
+    let granted = question(OWNER, 1, "read");
+    let denied = question(STRANGER, 1, "read");
+    for body in [&granted, &denied] {
+        let first = ask(&origin, body.clone()).await;
+        assert_eq!(first.source(), Some("db"), "{}", first.body);
+    }
+    wait_for_keys(&redis, 2).await;
+    cluster.stop_immediate().await;
+    let stopped = Instant::now();
+    while origin.state.invalidation.is_connected() {
+        assert!(
+            stopped.elapsed() < Duration::from_secs(5),
+            "listener never noticed"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    for (body, expected) in [(&granted, true), (&denied, false)] {
+        let reply = ask(&origin, body.clone()).await;
+        assert_eq!(
+            (reply.status, reply.granted(), reply.source()),
+            (200, Some(expected), Some("l2")),
+            "{}",
+            reply.body
+        );
+    }
+    let batch = ask_batch(&origin, vec![granted.clone(), denied.clone()]).await;
+    assert_eq!(batch.status, 200, "{}", batch.body);
+    let results: Vec<(Value, Value)> = batch.body["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|result| (result["granted"].clone(), result["source"].clone()))
+        .collect();
+    assert_eq!(
+        results,
+        vec![(json!(true), json!("l2")), (json!(false), json!("l2"))],
+        "{}",
+        batch.body
+    );
+    // A check that no cache holds still fails the batch: never a guess.
+    let unknown = ask_batch(&origin, vec![granted.clone(), question(OWNER, 2, "read")]).await;
+    assert_eq!(unknown.status, 503, "{}", unknown.body);
+    origin.stop().await;
+}

@@ -1,0 +1,140 @@
+//! The decider's last tier: a question's facts from its pieces (cached in Redis when fresh,
+//! else read from Postgres in one statement, from the replica when it proves fresh enough),
+//! then the core's `decide`.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use authz_core::cache::CacheEntry;
+use authz_core::pieces::{compose, resource_dependencies};
+use authz_core::wire::Source;
+use authz_core::{Question, Resource, UserId, decide};
+
+use super::Decider;
+use crate::cache::pieces::KnownPieces;
+use crate::clock::now;
+use crate::db::Workload;
+use crate::db::facts::{self, FactsError, Pieces};
+
+impl Decider {
+    /// Decides `questions` from their facts: pieces cached in Redis when fresh, the rest read
+    /// from Postgres in one statement. A replica answers only when its revision satisfies
+    /// `min_revision` and no change known to this process is newer than what it read;
+    /// otherwise the primary does. Each entry says whether Postgres was needed.
+    pub(super) async fn compute(
+        &self,
+        questions: &[Question],
+        min_revision: Option<u64>,
+    ) -> Result<Vec<(Arc<CacheEntry>, Source)>, FactsError> {
+        let mut users: Vec<UserId> = questions
+            .iter()
+            .filter_map(|q| q.principal.user_id())
+            .collect();
+        users.sort_unstable();
+        users.dedup();
+        let mut resources: Vec<Resource> = questions.iter().map(|q| q.resource).collect();
+        resources.sort_unstable();
+        resources.dedup();
+
+        let mut known = if self.invalidation.is_connected() {
+            self.pieces.get(&users, &resources, min_revision).await
+        } else {
+            KnownPieces::default()
+        };
+        let missing_users: Vec<UserId> = users
+            .iter()
+            .copied()
+            .filter(|user| !known.users.contains_key(user))
+            .collect();
+        let missing_resources: Vec<Resource> = resources
+            .iter()
+            .copied()
+            .filter(|resource| !known.resources.contains_key(resource))
+            .collect();
+        let mut read_now = std::collections::HashSet::new();
+        if !missing_users.is_empty() || !missing_resources.is_empty() {
+            let loaded = self
+                .load_pieces(&missing_users, &missing_resources, min_revision)
+                .await?;
+            self.pieces.put(&loaded);
+            for (user, piece) in loaded.users {
+                read_now.insert(*user.as_uuid());
+                known.users.insert(user, (loaded.revision, piece));
+            }
+            for (resource, piece) in loaded.resources {
+                read_now.insert(resource.id());
+                known.resources.insert(resource, (loaded.revision, piece));
+            }
+        }
+
+        let now = now();
+        Ok(questions
+            .iter()
+            .map(|question| {
+                let user = question
+                    .principal
+                    .user_id()
+                    .and_then(|user| known.users.get(&user));
+                let resource = known.resources.get(&question.resource);
+                let revision = [user.map(|(r, _)| *r), resource.map(|(r, _)| *r)]
+                    .into_iter()
+                    .flatten()
+                    .min()
+                    .unwrap_or(0);
+                let facts = compose(
+                    question,
+                    revision,
+                    user.and_then(|(_, piece)| piece.as_ref()),
+                    resource.and_then(|(_, piece)| piece.as_ref()),
+                );
+                let decision = decide(question, &facts, now);
+                let entry = CacheEntry::new(decision, now, &self.ttl, facts.dependencies(question));
+                let from_db = question
+                    .principal
+                    .user_id()
+                    .is_some_and(|u| read_now.contains(u.as_uuid()))
+                    || read_now.contains(&question.resource.id());
+                (
+                    Arc::new(entry),
+                    if from_db { Source::Db } else { Source::L2 },
+                )
+            })
+            .collect())
+    }
+
+    /// Reads pieces from the replica when it proves fresh enough, else from the primary.
+    async fn load_pieces(
+        &self,
+        users: &[UserId],
+        resources: &[Resource],
+        min_revision: Option<u64>,
+    ) -> Result<Pieces, FactsError> {
+        if self.pools.has_replica() {
+            self.facts_queries.fetch_add(1, Ordering::Relaxed);
+            let pool = self.pools.named(Workload::AuthorizationReplica);
+            if let Ok(pieces) = facts::load(pool, users, resources).await {
+                let revision = pieces.revision;
+                let fresh = min_revision.is_none_or(|min| revision >= min)
+                    && pieces
+                        .users
+                        .keys()
+                        .all(|user| self.invalidation.is_fresh_at(revision, &[*user.as_uuid()]))
+                    && pieces.resources.iter().all(|(resource, piece)| {
+                        self.invalidation
+                            .is_fresh_at(revision, &resource_dependencies(resource, piece.as_ref()))
+                    });
+                if fresh {
+                    return Ok(pieces);
+                }
+                metrics::counter!("authz_replica_stale_total").increment(1);
+            }
+        }
+        self.facts_queries.fetch_add(1, Ordering::Relaxed);
+        facts::load(
+            self.pools.named(Workload::AuthorizationPrimary),
+            users,
+            resources,
+        )
+        .await
+    }
+}
