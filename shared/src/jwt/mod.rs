@@ -1,0 +1,377 @@
+//! Verifying end-user JWTs: compact JWS with the algorithm pinned to HS256.
+//!
+//! This module owns the whole check of API.md's end-user token: the size limit, the three
+//! base64url segments, the header (only `"alg": "HS256"` is accepted, so `none`, `HS512`,
+//! `RS256` and a missing `alg` are refused before the signature is looked at), the
+//! constant-time HMAC-SHA256 signature, and then the claims `exp` (required), `nbf`, `iat`,
+//! `aud` (only when an audience is configured) and `sub` (a user id of the UUID standard).
+//! It also signs tokens with [`sign_hs256`], for the dev `token` command and for tests.
+//!
+//! It must not read a clock or do I/O: the caller passes `now` in, as whole seconds since the
+//! Unix epoch, and the secret in, as bytes. Every [`JwtError`] maps to HTTP 401
+//! `unauthenticated` at the boundary; its [`code`](JwtError::code) is only a metrics label.
+//!
+//! Choices that a reader might look for:
+//!
+//! - `typ`, when present, must be the string `JWT` in any case; anything else (such as
+//!   `at+jwt`, a token meant for another verifier) is [`JwtError::Malformed`].
+//! - A `crit` header is refused ([`JwtError::Malformed`]): this verifier understands no
+//!   extension, and RFC 7515 requires refusing tokens whose critical extensions are unknown.
+//! - A header or claims object that names `alg`, `typ`, `crit`, `sub`, `exp`, `nbf`, `iat` or
+//!   `aud` twice is refused, so two parsers can never read two different values.
+//! - Numeric dates must be JSON integers that fit an `i64`; `1.7e9`, `"1700000000"` and `null`
+//!   are [`JwtError::InvalidClaims`]. `iat` is type-checked but not compared with `now`.
+//! - `aud` is only checked when [`JwtConfig::audience`] is set; otherwise it is ignored.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Deserializer};
+use serde_json::Value;
+use sha2::Sha256;
+
+use crate::id::UserId;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// `{"alg":"HS256","typ":"JWT"}` in unpadded base64url, the header of every token we sign.
+const SIGNED_HEADER_B64: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";
+
+/// Limits and optional checks of [`verify`]. Read once at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwtConfig {
+    /// Clock skew allowed on `exp` and `nbf`, in seconds. Default 30.
+    pub leeway_seconds: u64,
+    /// When set, `aud` must be this string or an array containing it. Default `None`: `aud`
+    /// is not checked.
+    pub audience: Option<String>,
+    /// Longest token accepted, in bytes, checked before any decoding. Default 8192.
+    pub max_token_bytes: usize,
+}
+
+impl JwtConfig {
+    /// Default of [`JwtConfig::leeway_seconds`].
+    pub const DEFAULT_LEEWAY_SECONDS: u64 = 30;
+    /// Default of [`JwtConfig::max_token_bytes`].
+    pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8192;
+}
+
+impl Default for JwtConfig {
+    fn default() -> Self {
+        Self {
+            leeway_seconds: Self::DEFAULT_LEEWAY_SECONDS,
+            audience: None,
+            max_token_bytes: Self::DEFAULT_MAX_TOKEN_BYTES,
+        }
+    }
+}
+
+/// The HS256 secret, keyed once so that each verification only clones a ready HMAC state.
+///
+/// Its `Debug` output never shows the secret.
+#[derive(Clone)]
+pub struct JwtKey {
+    mac: HmacSha256,
+}
+
+impl JwtKey {
+    /// Keys HMAC-SHA256 with `secret`. Returns `None` for an empty secret.
+    ///
+    /// RFC 7518 asks for at least 32 bytes of secret for HS256; checking that is the job of
+    /// the caller's configuration, which can name the variable at fault.
+    pub fn new(secret: &[u8]) -> Option<Self> {
+        if secret.is_empty() {
+            return None;
+        }
+        HmacSha256::new_from_slice(secret)
+            .ok()
+            .map(|mac| Self { mac })
+    }
+
+    /// The MAC of `header.payload`, fed segment by segment so the token is never copied.
+    fn mac_of(&self, header_b64: &str, payload_b64: &str) -> HmacSha256 {
+        let mut mac = self.mac.clone();
+        mac.update(header_b64.as_bytes());
+        mac.update(b".");
+        mac.update(payload_b64.as_bytes());
+        mac
+    }
+}
+
+impl fmt::Debug for JwtKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JwtKey").finish_non_exhaustive()
+    }
+}
+
+/// The claims of a verified token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Claims {
+    /// The principal: `sub`, parsed with the UUID standard.
+    pub sub: UserId,
+    /// Expiry, in seconds since the Unix epoch.
+    pub exp: i64,
+    /// Not-before, in seconds since the Unix epoch, when present.
+    pub nbf: Option<i64>,
+    /// Issued-at, in seconds since the Unix epoch, when present.
+    pub iat: Option<i64>,
+}
+
+/// Why a token was refused. Every variant maps to HTTP 401 `unauthenticated` at the
+/// boundary; clients are not told which check failed beyond the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JwtError {
+    /// Longer than [`JwtConfig::max_token_bytes`].
+    TooLarge,
+    /// Not three `.`-separated segments, or a header that is not a JSON object of the
+    /// accepted shape (`typ` other than `JWT`, a `crit` header, a repeated field).
+    Malformed,
+    /// A segment that is not unpadded, canonical base64url.
+    BadBase64,
+    /// `alg` is missing or anything but exactly `HS256`.
+    UnsupportedAlgorithm,
+    /// The HMAC-SHA256 signature does not match.
+    BadSignature,
+    /// The claims are not a JSON object, repeat a field, or hold a numeric date that is not
+    /// an integer.
+    InvalidClaims,
+    /// No `exp` claim.
+    MissingExp,
+    /// `now >= exp + leeway`.
+    Expired,
+    /// `now + leeway < nbf`.
+    NotYetValid,
+    /// An audience is configured and `aud` neither equals nor contains it.
+    WrongAudience,
+    /// `sub` is missing, not a string, or not a valid user id.
+    InvalidSubject,
+}
+
+impl JwtError {
+    /// A short static snake_case code, used as the metrics label.
+    pub const fn code(&self) -> &'static str {
+        match self {
+            Self::TooLarge => "too_large",
+            Self::Malformed => "malformed",
+            Self::BadBase64 => "bad_base64",
+            Self::UnsupportedAlgorithm => "unsupported_algorithm",
+            Self::BadSignature => "bad_signature",
+            Self::InvalidClaims => "invalid_claims",
+            Self::MissingExp => "missing_exp",
+            Self::Expired => "expired",
+            Self::NotYetValid => "not_yet_valid",
+            Self::WrongAudience => "wrong_audience",
+            Self::InvalidSubject => "invalid_subject",
+        }
+    }
+}
+
+impl JwtError {
+    /// The client-facing message of the 401, the one table both services answer with. It says
+    /// which check failed, never echoing the token.
+    pub const fn message(&self) -> &'static str {
+        match self {
+            Self::Expired => "token expired",
+            Self::NotYetValid => "token not yet valid",
+            Self::BadSignature => "invalid token signature",
+            Self::UnsupportedAlgorithm => "unsupported token algorithm: only HS256 is accepted",
+            Self::MissingExp => "token has no exp claim",
+            Self::InvalidSubject => "token sub is not a valid user uuid",
+            Self::WrongAudience => "token audience mismatch",
+            Self::TooLarge => "token too large",
+            Self::Malformed | Self::BadBase64 | Self::InvalidClaims => "malformed token",
+        }
+    }
+}
+
+impl fmt::Display for JwtError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for JwtError {}
+
+/// A field that was present, possibly `null`, as opposed to absent (the `Default`).
+///
+/// serde reads `null` into `Option<Value>` as `None`; this keeps `"exp": null` apart from a
+/// missing `exp`.
+#[derive(Default)]
+struct Present(Option<Value>);
+
+impl<'de> Deserialize<'de> for Present {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Value::deserialize(deserializer).map(|value| Self(Some(value)))
+    }
+}
+
+/// The header fields we look at. serde refuses a repeated field; unknown ones are ignored.
+#[derive(Deserialize)]
+struct Header {
+    #[serde(default)]
+    alg: Present,
+    #[serde(default)]
+    typ: Present,
+    #[serde(default)]
+    crit: Present,
+}
+
+/// The claims we look at. serde refuses a repeated field; unknown ones are ignored.
+#[derive(Deserialize)]
+struct Payload {
+    #[serde(default)]
+    sub: Present,
+    #[serde(default)]
+    exp: Present,
+    #[serde(default)]
+    nbf: Present,
+    #[serde(default)]
+    iat: Present,
+    #[serde(default)]
+    aud: Present,
+}
+
+/// Verifies an HS256 `token` with `key` at `now_unix_seconds` and returns its claims.
+///
+/// The checks run in this order, and the first failure is returned: size, segments, base64url,
+/// header (`alg` first), signature, then the claims (`exp`, `nbf`, `aud`, `sub`). Nothing in
+/// the payload is interpreted before the signature is known to be valid.
+pub fn verify(
+    token: &str,
+    key: &JwtKey,
+    config: &JwtConfig,
+    now_unix_seconds: i64,
+) -> Result<Claims, JwtError> {
+    if token.len() > config.max_token_bytes {
+        return Err(JwtError::TooLarge);
+    }
+    let mut segments = token.split('.');
+    let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) = (
+        segments.next(),
+        segments.next(),
+        segments.next(),
+        segments.next(),
+    ) else {
+        return Err(JwtError::Malformed);
+    };
+    let header = decode(header_b64)?;
+    let payload = decode(payload_b64)?;
+    let signature = decode(signature_b64)?;
+
+    check_header(&header)?;
+    key.mac_of(header_b64, payload_b64)
+        .verify_slice(&signature)
+        .map_err(|_| JwtError::BadSignature)?;
+    check_claims(&payload, config, now_unix_seconds)
+}
+
+/// Signs `claims_json` as given (it is not parsed) under the header
+/// `{"alg":"HS256","typ":"JWT"}` and returns the compact token.
+pub fn sign_hs256(claims_json: &str, key: &JwtKey) -> String {
+    let payload_b64 = URL_SAFE_NO_PAD.encode(claims_json.as_bytes());
+    let tag = key.mac_of(SIGNED_HEADER_B64, &payload_b64).finalize();
+    let signature_b64 = URL_SAFE_NO_PAD.encode(tag.into_bytes());
+    let mut token = String::with_capacity(
+        SIGNED_HEADER_B64.len() + payload_b64.len() + signature_b64.len() + 2,
+    );
+    token.push_str(SIGNED_HEADER_B64);
+    token.push('.');
+    token.push_str(&payload_b64);
+    token.push('.');
+    token.push_str(&signature_b64);
+    token
+}
+
+/// Unpadded base64url; the engine also refuses non-zero trailing bits, so each byte string has
+/// exactly one accepted encoding.
+fn decode(segment: &str) -> Result<Vec<u8>, JwtError> {
+    URL_SAFE_NO_PAD
+        .decode(segment)
+        .map_err(|_| JwtError::BadBase64)
+}
+
+/// Whether `json` starts (after JSON whitespace) with `{`. serde would also read a struct
+/// from a JSON array, which a JWT header or claims set must not be.
+fn is_json_object(json: &[u8]) -> bool {
+    json.iter()
+        .find(|byte| !matches!(byte, b' ' | b'\t' | b'\n' | b'\r'))
+        == Some(&b'{')
+}
+
+fn check_header(json: &[u8]) -> Result<(), JwtError> {
+    if !is_json_object(json) {
+        return Err(JwtError::Malformed);
+    }
+    let header: Header = serde_json::from_slice(json).map_err(|_| JwtError::Malformed)?;
+    match &header.alg.0 {
+        Some(Value::String(alg)) if alg == "HS256" => {}
+        _ => return Err(JwtError::UnsupportedAlgorithm),
+    }
+    match &header.typ.0 {
+        None => {}
+        Some(Value::String(typ)) if typ.eq_ignore_ascii_case("JWT") => {}
+        Some(_) => return Err(JwtError::Malformed),
+    }
+    if header.crit.0.is_some() {
+        return Err(JwtError::Malformed);
+    }
+    Ok(())
+}
+
+fn check_claims(json: &[u8], config: &JwtConfig, now: i64) -> Result<Claims, JwtError> {
+    if !is_json_object(json) {
+        return Err(JwtError::InvalidClaims);
+    }
+    let payload: Payload = serde_json::from_slice(json).map_err(|_| JwtError::InvalidClaims)?;
+
+    let exp = numeric_date(payload.exp.0.as_ref())?.ok_or(JwtError::MissingExp)?;
+    let nbf = numeric_date(payload.nbf.0.as_ref())?;
+    let iat = numeric_date(payload.iat.0.as_ref())?;
+
+    let leeway = i64::try_from(config.leeway_seconds).unwrap_or(i64::MAX);
+    if now >= exp.saturating_add(leeway) {
+        return Err(JwtError::Expired);
+    }
+    if nbf.is_some_and(|nbf| now.saturating_add(leeway) < nbf) {
+        return Err(JwtError::NotYetValid);
+    }
+    if let Some(audience) = &config.audience
+        && !audience_matches(payload.aud.0.as_ref(), audience)
+    {
+        return Err(JwtError::WrongAudience);
+    }
+    let sub = match &payload.sub.0 {
+        Some(Value::String(sub)) => {
+            UserId::parse(sub, "sub").map_err(|_| JwtError::InvalidSubject)?
+        }
+        _ => return Err(JwtError::InvalidSubject),
+    };
+    Ok(Claims { sub, exp, nbf, iat })
+}
+
+/// A present numeric date must be a JSON integer that fits an `i64`.
+fn numeric_date(value: Option<&Value>) -> Result<Option<i64>, JwtError> {
+    match value {
+        None => Ok(None),
+        Some(Value::Number(number)) => number.as_i64().map(Some).ok_or(JwtError::InvalidClaims),
+        Some(_) => Err(JwtError::InvalidClaims),
+    }
+}
+
+fn audience_matches(aud: Option<&Value>, audience: &str) -> bool {
+    match aud {
+        Some(Value::String(aud)) => aud == audience,
+        Some(Value::Array(auds)) => auds
+            .iter()
+            .any(|aud| matches!(aud, Value::String(aud) if aud == audience)),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests;
