@@ -1,7 +1,7 @@
 //! The decider: answers checks from L1 (moka, in process), then Redis, then the facts
 //! (`compute`: pieces from Redis or Postgres), and writes what it computed back to both caches.
-//! Single checks and batches take one path ([`Decider::behind_l1`] for everything behind L1)
-//! and one fallback ([`Decider::fallback`]).
+//! Single checks and batches take one path (`Decider::behind_l1` for everything behind L1)
+//! and one fallback (`Decider::fallback`).
 //!
 //! A cached entry is served only when the core says it is servable (logical expiry,
 //! `min_revision`) and the invalidation oracle says no change it depends on is newer. While
@@ -213,7 +213,7 @@ impl Decider {
         }
     }
 
-    /// Answers checks in order: L1, then [`Self::behind_l1`] for the misses (one Redis `MGET`,
+    /// Answers checks in order: L1, then `behind_l1` for the misses (one Redis `MGET`,
     /// one Postgres statement), whose answers L1 then keeps.
     pub async fn decide_batch(&self, checks: &[Check]) -> Result<Vec<Answer>, AppError> {
         let keys: Vec<CacheKey> = checks
