@@ -36,7 +36,8 @@ impl Cached {
 /// Questions whose L1 entry is about to expire, for the refresh-ahead task.
 pub type RefreshQueue = tokio::sync::mpsc::Receiver<Question>;
 
-/// Refresh-ahead requests waiting at most; beyond, entries simply expire.
+/// Refresh-ahead requests waiting at most; when the queue is full, an entry is not refreshed
+/// and expires at the end of its TTL.
 pub(super) const REFRESH_QUEUE: usize = 4_096;
 /// Refreshes running at once: they share the decision pool with misses.
 const REFRESH_CONCURRENCY: usize = 2;
