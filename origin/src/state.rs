@@ -74,6 +74,18 @@ pub fn metrics_handle() -> PrometheusHandle {
         .clone()
 }
 
+impl axum::extract::FromRef<AppState> for crate::monitoring::Handles {
+    fn from_ref(state: &AppState) -> Self {
+        Self {
+            config: Arc::clone(&state.config),
+            monitoring: Arc::clone(&state.monitoring),
+            decider: Arc::clone(&state.decider),
+            redis_tiers: Arc::clone(&state.redis_tiers),
+            started_at: state.started_at,
+        }
+    }
+}
+
 impl AppState {
     /// Builds the state: pools (lazy connections), Redis tiers (lazy), the decider. Does not
     /// start the listener; see [`AppState::spawn_background`].
@@ -135,7 +147,8 @@ impl AppState {
     /// Starts the background work: monitoring, the invalidation listener, warming, the
     /// refresh-ahead task and the maintenance jobs.
     pub fn spawn_background(&self) -> Vec<tokio::task::JoinHandle<()>> {
-        let mut tasks = crate::monitoring::spawn(self);
+        let handles = axum::extract::FromRef::from_ref(self);
+        let mut tasks = crate::monitoring::spawn(&handles);
         let refresh_queue = self
             .refresh_queue
             .lock()

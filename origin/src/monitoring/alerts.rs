@@ -28,10 +28,10 @@ use serde::Serialize;
 use serde_json::json;
 use tokio::sync::mpsc;
 
+use super::Handles;
 use super::webhook::{AlertEvent, AlertView};
 use super::window::{Summary, unix_now};
 use crate::db::Workload;
-use crate::state::AppState;
 
 /// One row of `performance_thresholds`.
 #[derive(Debug, Clone, Serialize)]
@@ -237,7 +237,7 @@ fn open_sql() -> String {
 }
 
 /// One evaluation: the events it produced.
-pub async fn evaluate(state: &AppState) -> Result<Vec<AlertEvent>, String> {
+pub async fn evaluate(state: &Handles) -> Result<Vec<AlertEvent>, String> {
     let config = state.monitoring.config();
     let summary = state
         .monitoring
@@ -254,7 +254,7 @@ pub async fn evaluate(state: &AppState) -> Result<Vec<AlertEvent>, String> {
 
 async fn evaluate_on(
     client: &tokio_postgres::Client,
-    state: &AppState,
+    state: &Handles,
     summary: &Summary,
 ) -> Result<Vec<AlertEvent>, tokio_postgres::Error> {
     let window_seconds = state.monitoring.config().alert_window.as_secs();
@@ -421,7 +421,7 @@ fn log(event: &AlertEvent) {
 
 /// Evaluates every `AUTHZ_ALERT_INTERVAL_SECONDS`, forever; events go to the log and to the
 /// webhook queue (dropped and counted when it is full).
-pub async fn evaluate_forever(state: AppState, events: mpsc::Sender<AlertEvent>) {
+pub async fn evaluate_forever(state: Handles, events: mpsc::Sender<AlertEvent>) {
     let interval = state.monitoring.config().alert_interval;
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -6,18 +6,18 @@
 use futures_util::future::join_all;
 use serde_json::{Value, json};
 
+use super::Handles;
 use super::tier::{PerformanceTier, tier_of};
 use super::window::unix_now;
 use crate::cache::BreakerState;
 use crate::config::RedisTierName;
-use crate::state::AppState;
 
 fn ratio(part: u64, whole: u64) -> Option<f64> {
     (whole > 0).then(|| part as f64 / whole as f64)
 }
 
 /// The cache health document: `l1` and each of the four Redis tiers.
-pub async fn health(state: &AppState) -> Value {
+pub async fn health(state: &Handles) -> Value {
     let summary = state
         .monitoring
         .window()
@@ -92,7 +92,7 @@ pub async fn health(state: &AppState) -> Value {
 }
 
 /// Publishes the breaker, hit-rate, window and tier gauges.
-pub fn publish(state: &AppState) {
+pub fn publish(state: &Handles) {
     for tier in state.redis_tiers.values() {
         let name = tier.name().as_str();
         let current = tier.breaker_state();

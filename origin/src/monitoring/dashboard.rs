@@ -16,19 +16,18 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use serde_json::{Value, json};
 
+use super::Handles;
 use super::alerts::{Level, Threshold, load_thresholds};
-use super::pools::snapshot;
+use super::pools::{postgres_round_trip, snapshot};
 use super::tier::tier_of;
 use super::window::unix_now;
 use crate::auth::authorize_admin;
 use crate::db::Workload;
 use crate::error::AppError;
-use crate::routes::health::postgres_round_trip;
-use crate::state::AppState;
 
 /// `GET /api/v1/system/performance/dashboard`.
 pub async fn performance_dashboard(
-    State(state): State<AppState>,
+    State(state): State<Handles>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, AppError> {
     authorize_admin(&headers, &state.config)?;
@@ -37,7 +36,7 @@ pub async fn performance_dashboard(
 
 /// `GET /api/v1/system/performance/targets`.
 pub async fn performance_targets(
-    State(state): State<AppState>,
+    State(state): State<Handles>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, AppError> {
     authorize_admin(&headers, &state.config)?;
@@ -46,7 +45,7 @@ pub async fn performance_targets(
 
 /// `GET /api/v1/system/cache/health`.
 pub async fn cache_health(
-    State(state): State<AppState>,
+    State(state): State<Handles>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, AppError> {
     authorize_admin(&headers, &state.config)?;
@@ -55,7 +54,7 @@ pub async fn cache_health(
 
 /// `GET /api/v1/system/database/health`.
 pub async fn database_health(
-    State(state): State<AppState>,
+    State(state): State<Handles>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, AppError> {
     authorize_admin(&headers, &state.config)?;
@@ -64,7 +63,7 @@ pub async fn database_health(
 
 /// `GET /admin/performance-dashboard`: the four documents in one.
 pub async fn admin_performance_dashboard(
-    State(state): State<AppState>,
+    State(state): State<Handles>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, AppError> {
     authorize_admin(&headers, &state.config)?;
@@ -82,7 +81,7 @@ pub async fn admin_performance_dashboard(
 }
 
 /// The live performance document.
-pub fn performance(state: &AppState) -> Value {
+pub fn performance(state: &Handles) -> Value {
     let now = unix_now();
     let window = state.monitoring.config().alert_window;
     let summary = state.monitoring.window().summary(window, now);
@@ -142,7 +141,7 @@ pub fn performance(state: &AppState) -> Value {
 }
 
 /// Fresh thresholds from Postgres (read pool, 2 s), else the evaluator's last copy.
-async fn current_thresholds(state: &AppState) -> (Vec<Threshold>, &'static str) {
+async fn current_thresholds(state: &Handles) -> (Vec<Threshold>, &'static str) {
     let fresh = tokio::time::timeout(Duration::from_secs(2), async {
         let client = state
             .decider
@@ -171,7 +170,7 @@ async fn current_thresholds(state: &AppState) -> (Vec<Threshold>, &'static str) 
 }
 
 /// Each target with its measured value and whether it is met.
-pub async fn targets(state: &AppState) -> Value {
+pub async fn targets(state: &Handles) -> Value {
     let window = state.monitoring.config().alert_window;
     let summary = state.monitoring.window().summary(window, unix_now());
     let tier = tier_of(&summary);
@@ -216,8 +215,8 @@ pub async fn targets(state: &AppState) -> Value {
 }
 
 /// Each pool's health and a Postgres round trip.
-pub async fn database(state: &AppState) -> Value {
-    let round_trip = postgres_round_trip(state).await;
+pub async fn database(state: &Handles) -> Value {
+    let round_trip = postgres_round_trip(state.decider.pools()).await;
     let pools = snapshot(state.decider.pools());
     let busiest = pools
         .iter()

@@ -26,19 +26,39 @@ pub mod tier;
 pub mod webhook;
 pub mod window;
 
-use std::time::Duration;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use authz_core::wire::Source;
 use axum::Router;
+use axum::extract::FromRef;
 use axum::routing::{get, post};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::config::MonitoringConfig;
-use crate::state::AppState;
+use crate::cache::RedisTier;
+use crate::config::{Config, MonitoringConfig, RedisTierName};
+use crate::decision::Decider;
 use alerts::AlertBoard;
 use session::LoginLinks;
 use window::{Window, unix_now};
+
+/// What monitoring reads of the process: handed over by the state (`FromRef`), so monitoring
+/// depends on the pieces it measures and not on the state that holds them.
+#[derive(Clone, Debug)]
+pub struct Handles {
+    /// The configuration.
+    pub config: Arc<Config>,
+    /// The monitoring window, alerts and login links.
+    pub monitoring: Arc<Monitoring>,
+    /// The decider (its pools and L1).
+    pub decider: Arc<Decider>,
+    /// Every configured Redis tier.
+    pub redis_tiers: Arc<BTreeMap<RedisTierName, Arc<RedisTier>>>,
+    /// When the process started.
+    pub started_at: Instant,
+}
 
 /// How often the sampler reads the pools and the Redis tiers.
 pub const SAMPLE_INTERVAL: Duration = Duration::from_secs(2);
@@ -97,7 +117,7 @@ impl Monitoring {
 
 /// Starts the background tasks: the sampler, the persister (two tasks), the alert evaluator
 /// and the webhook sender.
-pub fn spawn(state: &AppState) -> Vec<JoinHandle<()>> {
+pub fn spawn(state: &Handles) -> Vec<JoinHandle<()>> {
     let config = state.monitoring.config().clone();
     let mut tasks = vec![tokio::spawn(pools::sample_forever(state.clone()))];
     if !config.persist_interval.is_zero() {
@@ -116,7 +136,11 @@ pub fn spawn(state: &AppState) -> Vec<JoinHandle<()>> {
 
 /// The admin JSON endpoints and the dashboard page (each checks the admin credentials), and
 /// the page's login routes.
-pub fn routes() -> Router<AppState> {
+pub fn routes<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Handles: FromRef<S>,
+{
     Router::new()
         .route(
             "/api/v1/system/performance/dashboard",

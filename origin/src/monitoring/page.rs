@@ -23,6 +23,7 @@ use serde::Deserialize;
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
+use super::Handles;
 use super::pools::snapshot;
 use super::session::{self, LINK_LIFETIME};
 use super::svg::{Chart, Series, clock, escape, line_chart};
@@ -31,7 +32,6 @@ use super::window::{RING_SECONDS, unix_now};
 use crate::auth::authorize_admin;
 use crate::config::{Config, POOL_NAMES};
 use crate::error::AppError;
-use crate::state::AppState;
 
 /// How often the page reloads itself.
 const REFRESH_SECONDS: u32 = 10;
@@ -127,7 +127,7 @@ fn refused(error: AppError, headers: &HeaderMap) -> Response {
 }
 
 /// `GET /admin/`: the dashboard page.
-pub async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+pub async fn page(State(state): State<Handles>, headers: HeaderMap) -> Response {
     match check(&headers, &state.config) {
         Ok(()) => html(StatusCode::OK, render(&state)),
         Err(error) => refused(error, &headers),
@@ -136,7 +136,7 @@ pub async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response
 
 /// `GET /admin/login[?link=<nonce>]`: the login form, or a one-time link's redemption.
 pub async fn login_form(
-    State(state): State<AppState>,
+    State(state): State<Handles>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
@@ -157,7 +157,7 @@ pub async fn login_form(
     }
 }
 
-fn start_session(admin_token: &str, state: &AppState, headers: &HeaderMap) -> Response {
+fn start_session(admin_token: &str, state: &Handles, headers: &HeaderMap) -> Response {
     let lifetime = state.config.monitoring.admin_session;
     let expires = unix_now() as u64 + lifetime.as_secs();
     match session::session_value(admin_token, expires) {
@@ -177,7 +177,7 @@ pub struct LoginForm {
 
 /// `POST /admin/login`: checks the token (constant time) and starts a session.
 pub async fn login(
-    State(state): State<AppState>,
+    State(state): State<Handles>,
     headers: HeaderMap,
     form: Result<Form<LoginForm>, FormRejection>,
 ) -> Response {
@@ -197,7 +197,7 @@ pub async fn login(
 
 /// `POST /admin/login-link` (admin bearer token): a one-time login link for a browser.
 pub async fn login_link(
-    State(state): State<AppState>,
+    State(state): State<Handles>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     authorize_admin(&headers, &state.config)?;
@@ -227,7 +227,7 @@ fn millis(value: Option<f64>) -> String {
 }
 
 /// The page's HTML.
-pub fn render(state: &AppState) -> String {
+pub fn render(state: &Handles) -> String {
     let now = unix_now();
     let window = state.monitoring.window();
     let span = state.monitoring.config().alert_window;

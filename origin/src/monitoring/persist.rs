@@ -12,10 +12,10 @@ use serde_json::json;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use super::Handles;
 use super::pools::{PoolSnapshot, snapshot};
 use super::window::{Summary, unix_now};
 use crate::db::{Pools, Workload};
-use crate::state::AppState;
 
 /// Batches waiting for the writer at most (32 × 10 s: five minutes of Postgres trouble).
 pub const QUEUE_CAPACITY: usize = 32;
@@ -36,7 +36,7 @@ pub struct Batch {
 }
 
 /// Starts the sealer and the writer.
-pub fn spawn(state: AppState) -> [JoinHandle<()>; 2] {
+pub fn spawn(state: Handles) -> [JoinHandle<()>; 2] {
     let (batches, queue) = mpsc::channel(QUEUE_CAPACITY);
     let pools = state.decider.pools().clone();
     [
@@ -45,7 +45,7 @@ pub fn spawn(state: AppState) -> [JoinHandle<()>; 2] {
     ]
 }
 
-async fn seal_forever(state: AppState, batches: mpsc::Sender<Batch>) {
+async fn seal_forever(state: Handles, batches: mpsc::Sender<Batch>) {
     let interval = state.monitoring.config().persist_interval;
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -3,12 +3,14 @@
 //! [`super::SAMPLE_INTERVAL`], which also feeds the window's utilisation samples and refreshes
 //! the cache and window gauges. Reading a pool's status takes no connection.
 
+use std::time::{Duration, Instant};
+
 use serde::Serialize;
 
+use super::Handles;
 use super::window::{POOLS, unix_now};
 use crate::config::POOL_NAMES;
-use crate::db::Pools;
-use crate::state::AppState;
+use crate::db::{Pools, Workload};
 
 /// One pool, now.
 #[derive(Debug, Clone, Serialize)]
@@ -99,7 +101,7 @@ fn publish(snapshots: &[PoolSnapshot]) {
 }
 
 /// Samples the pools and the caches every [`super::SAMPLE_INTERVAL`], forever.
-pub async fn sample_forever(state: AppState) {
+pub async fn sample_forever(state: Handles) {
     let mut ticks = tokio::time::interval(super::SAMPLE_INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -111,5 +113,26 @@ pub async fn sample_forever(state: AppState) {
             .window()
             .record_pools(&utilizations(&snapshots), unix_now());
         super::caches::publish(&state);
+    }
+}
+
+/// Probes Postgres with the revision query; its round trip in milliseconds.
+pub async fn postgres_round_trip(pools: &Pools) -> Result<f64, String> {
+    let started = Instant::now();
+    let probe = async {
+        let client = pools
+            .pool(Workload::Read)
+            .get()
+            .await
+            .map_err(|error| error.to_string())?;
+        client
+            .query_one("SELECT authz_current_revision()", &[])
+            .await
+            .map_err(|error| error.to_string())
+    };
+    match tokio::time::timeout(Duration::from_secs(2), probe).await {
+        Ok(Ok(_)) => Ok(started.elapsed().as_secs_f64() * 1_000.0),
+        Ok(Err(error)) => Err(error),
+        Err(_) => Err("timed out".to_owned()),
     }
 }

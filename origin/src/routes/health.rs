@@ -1,42 +1,17 @@
 //! `GET /api/v1/health`: `ok`, `degraded` (a Redis tier unreachable or its breaker open, or
 //! the change listener disconnected) or `down` (Postgres unreachable, 503).
 
-use std::time::{Duration, Instant};
-
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
-use crate::db::Workload;
+use crate::monitoring::pools::postgres_round_trip;
 use crate::state::AppState;
-
-/// Probes Postgres with the revision query; its round trip in milliseconds.
-pub async fn postgres_round_trip(state: &AppState) -> Result<f64, String> {
-    let started = Instant::now();
-    let probe = async {
-        let client = state
-            .decider
-            .pools()
-            .pool(Workload::Read)
-            .get()
-            .await
-            .map_err(|error| error.to_string())?;
-        client
-            .query_one("SELECT authz_current_revision()", &[])
-            .await
-            .map_err(|error| error.to_string())
-    };
-    match tokio::time::timeout(Duration::from_secs(2), probe).await {
-        Ok(Ok(_)) => Ok(started.elapsed().as_secs_f64() * 1_000.0),
-        Ok(Err(error)) => Err(error),
-        Err(_) => Err("timed out".to_owned()),
-    }
-}
 
 /// The health document and its status code.
 pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    let postgres = postgres_round_trip(&state).await;
+    let postgres = postgres_round_trip(state.decider.pools()).await;
     let mut redis = serde_json::Map::new();
     let mut redis_ok = true;
     for (name, tier) in state.redis_tiers.iter() {
