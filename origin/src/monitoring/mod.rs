@@ -1,5 +1,7 @@
 //! Monitoring: what every decision cost and who answered it, the pools' and Redis tiers'
-//! health, thresholds and alerts, the admin JSON endpoints and the dashboard page.
+//! health, thresholds and alerts, the admin JSON endpoints and the dashboard page, in three
+//! parts: `measure` (pure: window, histogram, tier), `background` (the tasks doing I/O:
+//! sampler, persister, alerts, webhook) and `web` (the admin endpoints and the page).
 //!
 //! The request path only calls [`Monitoring::record_decision`] and
 //! [`Monitoring::record_error`]: one short mutex, no I/O, no await. Everything else runs in the
@@ -13,18 +15,9 @@
 //! `authz_redis_*{tier}`, `authz_cache_hit_ratio{tier}`, `authz_window_latency_ms{quantile}`,
 //! `authz_performance_tier{tier}`, `authz_metrics_persist_*`, `authz_alert*`.
 
-pub mod alerts;
-pub mod caches;
-pub mod dashboard;
-pub mod histogram;
-pub mod page;
-pub mod persist;
-pub mod pools;
-pub mod session;
-pub mod svg;
-pub mod tier;
-pub mod webhook;
-pub mod window;
+pub mod background;
+pub mod measure;
+pub mod web;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -41,8 +34,10 @@ use crate::cache::RedisTier;
 use crate::config::{Config, MonitoringConfig, RedisTierName};
 use crate::decision::Decider;
 use alerts::AlertBoard;
-use session::LoginLinks;
-use window::{Window, unix_now};
+use background::{alerts, persist, pools, webhook};
+use measure::window::{Window, unix_now};
+use web::session::LoginLinks;
+use web::{dashboard, page};
 
 /// What monitoring reads of the process: handed over by the state (`FromRef`), so monitoring
 /// depends on the pieces it measures and not on the state that holds them.

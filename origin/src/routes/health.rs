@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
-use crate::monitoring::pools::postgres_round_trip;
+use crate::monitoring::background::pools::postgres_round_trip;
 use crate::state::AppState;
 
 /// The health document and its status code.

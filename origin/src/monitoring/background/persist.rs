@@ -12,10 +12,10 @@ use serde_json::json;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::Handles;
-use super::pools::{PoolSnapshot, snapshot};
-use super::window::{Summary, unix_now};
 use crate::db::{Pools, Workload};
+use crate::monitoring::Handles;
+use crate::monitoring::background::pools::{PoolSnapshot, snapshot};
+use crate::monitoring::measure::window::{Summary, unix_now};
 
 /// Batches waiting for the writer at most (32 × 10 s: five minutes of Postgres trouble).
 pub const QUEUE_CAPACITY: usize = 32;

@@ -16,14 +16,14 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use serde_json::{Value, json};
 
-use super::Handles;
-use super::alerts::{Level, Threshold, load_thresholds};
-use super::pools::{postgres_round_trip, snapshot};
-use super::tier::tier_of;
-use super::window::unix_now;
 use crate::auth::authorize_admin;
 use crate::db::Workload;
 use crate::error::AppError;
+use crate::monitoring::Handles;
+use crate::monitoring::background::alerts::{Level, Threshold, load_thresholds};
+use crate::monitoring::background::pools::{postgres_round_trip, snapshot};
+use crate::monitoring::measure::tier::tier_of;
+use crate::monitoring::measure::window::unix_now;
 
 /// `GET /api/v1/system/performance/dashboard`.
 pub async fn performance_dashboard(
@@ -49,7 +49,9 @@ pub async fn cache_health(
     headers: HeaderMap,
 ) -> Result<Json<Value>, AppError> {
     authorize_admin(&headers, &state.config)?;
-    Ok(Json(super::caches::health(&state).await))
+    Ok(Json(
+        crate::monitoring::background::caches::health(&state).await,
+    ))
 }
 
 /// `GET /api/v1/system/database/health`.
@@ -69,7 +71,7 @@ pub async fn admin_performance_dashboard(
     authorize_admin(&headers, &state.config)?;
     let (targets, cache, database) = tokio::join!(
         targets(&state),
-        super::caches::health(&state),
+        crate::monitoring::background::caches::health(&state),
         database(&state)
     );
     Ok(Json(json!({

@@ -23,15 +23,15 @@ use serde::Deserialize;
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
-use super::Handles;
-use super::pools::snapshot;
-use super::session::{self, LINK_LIFETIME};
-use super::svg::{Chart, Series, clock, escape, line_chart};
-use super::tier::tier_of;
-use super::window::{RING_SECONDS, unix_now};
 use crate::auth::authorize_admin;
 use crate::config::{Config, POOL_NAMES};
 use crate::error::AppError;
+use crate::monitoring::Handles;
+use crate::monitoring::background::pools::snapshot;
+use crate::monitoring::measure::tier::tier_of;
+use crate::monitoring::measure::window::{RING_SECONDS, unix_now};
+use crate::monitoring::web::session::{self, LINK_LIFETIME};
+use crate::monitoring::web::svg::{Chart, Series, clock, escape, line_chart};
 
 /// How often the page reloads itself.
 const REFRESH_SECONDS: u32 = 10;
@@ -248,7 +248,7 @@ pub fn render(state: &Handles) -> String {
         color,
         points,
     };
-    let at = |point: &super::window::Point| point.start_unix as f64;
+    let at = |point: &crate::monitoring::measure::window::Point| point.start_unix as f64;
     let latency = Chart {
         id: "latency",
         title: "Decision latency percentiles",

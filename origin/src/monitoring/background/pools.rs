@@ -1,16 +1,16 @@
 //! The pools' health: deadpool's `status()` (size, idle, waiters) with the wait and error
 //! counters of `db::PoolStats`, published as gauges by the sampler every
-//! [`super::SAMPLE_INTERVAL`], which also feeds the window's utilisation samples and refreshes
+//! [`crate::monitoring::SAMPLE_INTERVAL`], which also feeds the window's utilisation samples and refreshes
 //! the cache and window gauges. Reading a pool's status takes no connection.
 
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::Handles;
-use super::window::{POOLS, unix_now};
 use crate::config::POOL_NAMES;
 use crate::db::{Pools, Workload};
+use crate::monitoring::Handles;
+use crate::monitoring::measure::window::{POOLS, unix_now};
 
 /// One pool, now.
 #[derive(Debug, Clone, Serialize)]
@@ -100,9 +100,9 @@ fn publish(snapshots: &[PoolSnapshot]) {
     }
 }
 
-/// Samples the pools and the caches every [`super::SAMPLE_INTERVAL`], forever.
+/// Samples the pools and the caches every [`crate::monitoring::SAMPLE_INTERVAL`], forever.
 pub async fn sample_forever(state: Handles) {
-    let mut ticks = tokio::time::interval(super::SAMPLE_INTERVAL);
+    let mut ticks = tokio::time::interval(crate::monitoring::SAMPLE_INTERVAL);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
@@ -112,7 +112,7 @@ pub async fn sample_forever(state: Handles) {
             .monitoring
             .window()
             .record_pools(&utilizations(&snapshots), unix_now());
-        super::caches::publish(&state);
+        crate::monitoring::background::caches::publish(&state);
     }
 }
 

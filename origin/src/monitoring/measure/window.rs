@@ -13,8 +13,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use authz_core::wire::Source;
 
-use super::histogram::Histogram;
 use crate::config::POOL_NAMES;
+use crate::monitoring::measure::histogram::Histogram;
 
 /// The width of one bucket.
 pub const BUCKET_SECONDS: u64 = 10;

@@ -28,10 +28,10 @@ use serde::Serialize;
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use super::Handles;
-use super::webhook::{AlertEvent, AlertView};
-use super::window::{Summary, unix_now};
 use crate::db::Workload;
+use crate::monitoring::Handles;
+use crate::monitoring::background::webhook::{AlertEvent, AlertView};
+use crate::monitoring::measure::window::{Summary, unix_now};
 
 /// One row of `performance_thresholds`.
 #[derive(Debug, Clone, Serialize)]

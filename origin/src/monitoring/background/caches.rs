@@ -6,11 +6,11 @@
 use futures_util::future::join_all;
 use serde_json::{Value, json};
 
-use super::Handles;
-use super::tier::{PerformanceTier, tier_of};
-use super::window::unix_now;
 use crate::cache::BreakerState;
 use crate::config::RedisTierName;
+use crate::monitoring::Handles;
+use crate::monitoring::measure::tier::{PerformanceTier, tier_of};
+use crate::monitoring::measure::window::unix_now;
 
 fn ratio(part: u64, whole: u64) -> Option<f64> {
     (whole > 0).then(|| part as f64 / whole as f64)

@@ -91,7 +91,7 @@ pub fn tier(inputs: TierInputs) -> PerformanceTier {
 }
 
 /// The tier of a window's figures, `None` without decisions.
-pub fn tier_of(summary: &super::window::Summary) -> Option<PerformanceTier> {
+pub fn tier_of(summary: &crate::monitoring::measure::window::Summary) -> Option<PerformanceTier> {
     Some(tier(TierInputs {
         avg_ms: summary.avg_ms?,
         p95_ms: summary.p95_ms?,
@@ -147,7 +147,7 @@ mod tests {
 
     #[test]
     fn no_decisions_no_tier() {
-        let empty = super::super::window::Summary::default();
+        let empty = crate::monitoring::measure::window::Summary::default();
         assert_eq!(tier_of(&empty), None);
     }
 }
