@@ -24,11 +24,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use authz_core::wire::Source;
-use axum::Router;
 use axum::extract::FromRef;
-use axum::routing::{get, post};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::cache::RedisTier;
 use crate::config::{Config, MonitoringConfig, RedisTierName};
@@ -130,32 +130,20 @@ pub fn spawn(state: &Handles) -> Vec<JoinHandle<()>> {
 }
 
 /// The admin JSON endpoints and the dashboard page (each checks the admin credentials), and
-/// the page's login routes.
-pub fn routes<S>() -> Router<S>
+/// the page's login routes, each with its OpenAPI operation.
+pub fn routes<S>() -> OpenApiRouter<S>
 where
     S: Clone + Send + Sync + 'static,
     Handles: FromRef<S>,
 {
-    Router::new()
-        .route(
-            "/api/v1/system/performance/dashboard",
-            get(dashboard::performance_dashboard),
-        )
-        .route(
-            "/api/v1/system/performance/targets",
-            get(dashboard::performance_targets),
-        )
-        .route("/api/v1/system/cache/health", get(dashboard::cache_health))
-        .route(
-            "/api/v1/system/database/health",
-            get(dashboard::database_health),
-        )
-        .route(
-            "/admin/performance-dashboard",
-            get(dashboard::admin_performance_dashboard),
-        )
-        .route("/admin/", get(page::page))
-        .route("/admin/login", get(page::login_form).post(page::login))
-        .route("/admin/login-link", post(page::login_link))
-        .route("/admin/logout", post(page::logout))
+    OpenApiRouter::new()
+        .routes(routes!(dashboard::performance_dashboard))
+        .routes(routes!(dashboard::performance_targets))
+        .routes(routes!(dashboard::cache_health))
+        .routes(routes!(dashboard::database_health))
+        .routes(routes!(dashboard::admin_performance_dashboard))
+        .routes(routes!(page::page))
+        .routes(routes!(page::login_form, page::login))
+        .routes(routes!(page::login_link))
+        .routes(routes!(page::logout))
 }

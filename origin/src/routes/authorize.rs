@@ -13,6 +13,9 @@ use crate::auth::{Caller, authenticate_with_claims};
 use crate::clock::now;
 use crate::decision::Answer;
 use crate::error::AppError;
+use crate::openapi::schemas::{
+    AuthorizeRequestSchema, BatchRequestSchema, BatchResponseSchema, DecisionSchema, ErrorSchema,
+};
 use crate::rate_limit::ClientIp;
 use crate::state::AppState;
 
@@ -97,6 +100,24 @@ fn authenticate_and_publish(state: &AppState, headers: &HeaderMap) -> Result<Cal
 }
 
 /// One decision.
+#[utoipa::path(
+    post,
+    path = "/v1/authorize",
+    tag = "authorize",
+    summary = "one decision",
+    request_body = AuthorizeRequestSchema,
+    responses(
+        (status = 200, description = "the decision (a deny is a 200 too)", body = DecisionSchema),
+        (status = 400, description = "malformed input; `field` names it", body = ErrorSchema),
+        (status = 401, description = "missing, malformed, expired or wrongly signed credentials", body = ErrorSchema),
+        (status = 403, description = "an end-user token asking about another principal", body = ErrorSchema),
+        (status = 413, description = "body over 64 KiB", body = ErrorSchema),
+        (status = 429, description = "over a rate limit (per end user, per client IP, or the service limit when configured); `Retry-After` says when to retry",
+            body = ErrorSchema, headers(("Retry-After" = u64, description = "whole seconds, at least 1"))),
+        (status = 503, description = "the service cannot decide now; never a guess", body = ErrorSchema),
+    ),
+    security(("service_token" = []), ("end_user_jwt" = [])),
+)]
 pub async fn authorize(
     State(state): State<AppState>,
     ClientIp(client): ClientIp,
@@ -136,6 +157,24 @@ pub async fn authorize(
 }
 
 /// Up to 100 decisions, in order.
+#[utoipa::path(
+    post,
+    path = "/v1/authorize/batch",
+    tag = "authorize",
+    summary = "up to 100 decisions, in order",
+    request_body = BatchRequestSchema,
+    responses(
+        (status = 200, description = "the decisions, in order (a deny is a 200 too)", body = BatchResponseSchema),
+        (status = 400, description = "malformed input; `field` names it", body = ErrorSchema),
+        (status = 401, description = "missing, malformed, expired or wrongly signed credentials", body = ErrorSchema),
+        (status = 403, description = "an end-user token asking about another principal", body = ErrorSchema),
+        (status = 413, description = "body over 64 KiB or more than 100 checks", body = ErrorSchema),
+        (status = 429, description = "over a rate limit (per end user, per client IP, or the service limit when configured); `Retry-After` says when to retry",
+            body = ErrorSchema, headers(("Retry-After" = u64, description = "whole seconds, at least 1"))),
+        (status = 503, description = "the service cannot decide now; never a guess", body = ErrorSchema),
+    ),
+    security(("service_token" = []), ("end_user_jwt" = [])),
+)]
 pub async fn authorize_batch(
     State(state): State<AppState>,
     ClientIp(client): ClientIp,

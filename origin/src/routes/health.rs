@@ -7,9 +7,20 @@ use axum::http::StatusCode;
 use serde_json::{Value, json};
 
 use crate::monitoring::background::pools::postgres_round_trip;
+use crate::openapi::schemas::HealthSchema;
 use crate::state::AppState;
 
 /// The health document and its status code.
+#[utoipa::path(
+    get,
+    path = "/api/v1/health",
+    tag = "operations",
+    summary = "liveness and dependencies",
+    responses(
+        (status = 200, description = "ok or degraded", body = HealthSchema),
+        (status = 503, description = "down: Postgres unreachable", body = HealthSchema),
+    ),
+)]
 pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let postgres = postgres_round_trip(state.decider.pools()).await;
     let mut redis = serde_json::Map::new();

@@ -12,45 +12,64 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
+use std::sync::OnceLock;
+
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
+use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use utoipa::openapi::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::AppError;
+use crate::openapi::schemas::MonitoringDocument;
 use crate::state::AppState;
 
-/// Every route the router serves, as `(method, path)`: the one list the OpenAPI document is
-/// generated from (`openapi::document`). A route served but missing here, or listed here but
-/// not served, fails the integration test `openapi`; add both together.
-pub const ROUTES: &[(&str, &str)] = &[
-    ("POST", "/v1/authorize"),
-    ("POST", "/v1/authorize/batch"),
-    ("GET", "/api/v1/health"),
-    ("GET", "/metrics"),
-    ("GET", "/openapi.json"),
-    // Monitoring (`crate::monitoring::routes`).
-    ("GET", "/api/v1/system/performance/dashboard"),
-    ("GET", "/api/v1/system/performance/targets"),
-    ("GET", "/api/v1/system/cache/health"),
-    ("GET", "/api/v1/system/database/health"),
-    ("GET", "/admin/performance-dashboard"),
-    ("GET", "/admin/"),
-    ("GET", "/admin/login"),
-    ("POST", "/admin/login"),
-    ("POST", "/admin/login-link"),
-    ("POST", "/admin/logout"),
-];
+/// Every route with its OpenAPI operation: each handler's `#[utoipa::path]` gives its method
+/// and path, so this one list is the router, the document and the metrics' route labels.
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(crate::openapi::base())
+        .routes(routes!(authorize::authorize))
+        .routes(routes!(authorize::authorize_batch))
+        .routes(routes!(health::health))
+        .routes(routes!(metrics))
+        .routes(routes!(openapi_json))
+        .merge(crate::monitoring::routes())
+}
+
+/// The OpenAPI document, built once.
+pub fn document() -> &'static OpenApi {
+    static DOCUMENT: OnceLock<OpenApi> = OnceLock::new();
+    DOCUMENT.get_or_init(|| api().into_openapi())
+}
+
+/// Every `(METHOD, path)` the router serves, from the document.
+pub fn served() -> Vec<(String, &'static str)> {
+    let mut served = Vec::new();
+    for (path, item) in &document().paths.paths {
+        let methods = [
+            ("GET", item.get.is_some()),
+            ("POST", item.post.is_some()),
+            ("PUT", item.put.is_some()),
+            ("PATCH", item.patch.is_some()),
+            ("DELETE", item.delete.is_some()),
+            ("HEAD", item.head.is_some()),
+            ("OPTIONS", item.options.is_some()),
+        ];
+        for (method, present) in methods {
+            if present {
+                served.push((method.to_owned(), path.as_str()));
+            }
+        }
+    }
+    served
+}
 
 /// The origin's router.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/v1/authorize", post(authorize::authorize))
-        .route("/v1/authorize/batch", post(authorize::authorize_batch))
-        .route("/api/v1/health", get(health::health))
-        .route("/metrics", get(metrics))
-        .route("/openapi.json", get(crate::openapi::serve))
-        .merge(crate::monitoring::routes())
+    let (router, _) = api().split_for_parts();
+    router
         .fallback(not_found)
         .layer(RecordLayer {
             monitoring: Arc::clone(&state.monitoring),
@@ -62,11 +81,41 @@ async fn not_found() -> AppError {
     AppError::NotFound
 }
 
+/// Prometheus metrics.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    summary = "Prometheus metrics",
+    responses((status = 200, description = "Prometheus text format 0.0.4", body = String, content_type = "text/plain")),
+)]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
         [("content-type", "text/plain; version=0.0.4")],
         state.metrics.render(),
     )
+}
+
+/// The OpenAPI document as JSON, rendered once.
+fn document_json() -> &'static str {
+    static JSON: OnceLock<String> = OnceLock::new();
+    JSON.get_or_init(|| {
+        document()
+            .to_json()
+            .unwrap_or_else(|error| serde_json::json!({ "error": error.to_string() }).to_string())
+    })
+}
+
+/// This document.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "operations",
+    summary = "this document",
+    responses((status = 200, description = "an OpenAPI 3.1 document", body = MonitoringDocument)),
+)]
+async fn openapi_json() -> impl IntoResponse {
+    ([(CONTENT_TYPE, "application/json")], document_json())
 }
 
 /// The statuses this API answers, and their labels.
@@ -179,11 +228,13 @@ fn route_of(request: &Request) -> &'static str {
             "/api/v1/health" => "/api/v1/health",
             "/metrics" => "/metrics",
             "/openapi.json" => "/openapi.json",
-            // Every other route is a template of ROUTES: low cardinality as it is.
-            other => ROUTES
-                .iter()
-                .find(|(_, path)| *path == other)
-                .map_or("other", |(_, path)| path),
+            // Every other route is a path of the document: low cardinality as it is.
+            other => document()
+                .paths
+                .paths
+                .keys()
+                .find(|path| path.as_str() == other)
+                .map_or("other", String::as_str),
         })
 }
 

@@ -24,8 +24,21 @@ use crate::monitoring::background::alerts::{Level, Threshold, load_thresholds};
 use crate::monitoring::background::pools::{postgres_round_trip, snapshot};
 use crate::monitoring::measure::tier::tier_of;
 use crate::monitoring::measure::window::unix_now;
+use crate::openapi::schemas::{ErrorSchema, MonitoringDocument};
 
 /// `GET /api/v1/system/performance/dashboard`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/system/performance/dashboard",
+    tag = "monitoring",
+    summary = "live performance metrics",
+    responses(
+        (status = 200, description = "latency percentiles, throughput, cache hit rates per tier, pool use, error rate and `performance_tier`", body = MonitoringDocument),
+        (status = 401, description = "missing or invalid bearer token", body = ErrorSchema),
+        (status = 403, description = "valid credentials that are not the admin token, or admin endpoints disabled", body = ErrorSchema),
+    ),
+    security(("admin_token" = [])),
+)]
 pub async fn performance_dashboard(
     State(state): State<Handles>,
     headers: HeaderMap,
@@ -35,6 +48,18 @@ pub async fn performance_dashboard(
 }
 
 /// `GET /api/v1/system/performance/targets`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/system/performance/targets",
+    tag = "monitoring",
+    summary = "performance targets",
+    responses(
+        (status = 200, description = "each target with its measured value and met/unmet, plus `performance_tier_acceptable`", body = MonitoringDocument),
+        (status = 401, description = "missing or invalid bearer token", body = ErrorSchema),
+        (status = 403, description = "valid credentials that are not the admin token, or admin endpoints disabled", body = ErrorSchema),
+    ),
+    security(("admin_token" = [])),
+)]
 pub async fn performance_targets(
     State(state): State<Handles>,
     headers: HeaderMap,
@@ -44,6 +69,18 @@ pub async fn performance_targets(
 }
 
 /// `GET /api/v1/system/cache/health`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/system/cache/health",
+    tag = "monitoring",
+    summary = "cache health",
+    responses(
+        (status = 200, description = "each Redis tier and L1: reachable, latency, hit rate, circuit-breaker state", body = MonitoringDocument),
+        (status = 401, description = "missing or invalid bearer token", body = ErrorSchema),
+        (status = 403, description = "valid credentials that are not the admin token, or admin endpoints disabled", body = ErrorSchema),
+    ),
+    security(("admin_token" = [])),
+)]
 pub async fn cache_health(
     State(state): State<Handles>,
     headers: HeaderMap,
@@ -55,6 +92,18 @@ pub async fn cache_health(
 }
 
 /// `GET /api/v1/system/database/health`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/system/database/health",
+    tag = "monitoring",
+    summary = "database pool health",
+    responses(
+        (status = 200, description = "each pool: size, in use, idle, waiters, utilisation, errors", body = MonitoringDocument),
+        (status = 401, description = "missing or invalid bearer token", body = ErrorSchema),
+        (status = 403, description = "valid credentials that are not the admin token, or admin endpoints disabled", body = ErrorSchema),
+    ),
+    security(("admin_token" = [])),
+)]
 pub async fn database_health(
     State(state): State<Handles>,
     headers: HeaderMap,
@@ -64,6 +113,18 @@ pub async fn database_health(
 }
 
 /// `GET /admin/performance-dashboard`: the four documents in one.
+#[utoipa::path(
+    get,
+    path = "/admin/performance-dashboard",
+    tag = "monitoring",
+    summary = "all monitoring documents",
+    responses(
+        (status = 200, description = "the dashboard, targets, cache health and database health in one object", body = MonitoringDocument),
+        (status = 401, description = "missing or invalid bearer token", body = ErrorSchema),
+        (status = 403, description = "valid credentials that are not the admin token, or admin endpoints disabled", body = ErrorSchema),
+    ),
+    security(("admin_token" = [])),
+)]
 pub async fn admin_performance_dashboard(
     State(state): State<Handles>,
     headers: HeaderMap,

@@ -32,6 +32,7 @@ use crate::monitoring::measure::tier::tier_of;
 use crate::monitoring::measure::window::{RING_SECONDS, unix_now};
 use crate::monitoring::web::session::{self, LINK_LIFETIME};
 use crate::monitoring::web::svg::{Chart, Series, clock, escape, line_chart};
+use crate::openapi::schemas::{ErrorSchema, MonitoringDocument};
 
 /// How often the page reloads itself.
 const REFRESH_SECONDS: u32 = 10;
@@ -127,6 +128,20 @@ fn refused(error: AppError, headers: &HeaderMap) -> Response {
 }
 
 /// `GET /admin/`: the dashboard page.
+#[utoipa::path(
+    get,
+    path = "/admin/",
+    tag = "monitoring",
+    summary = "the dashboard web page",
+    description = "the admin token in the Authorization header, or the session cookie of `POST /admin/login` or of a login link; without credentials a browser asking for HTML gets the login form (401)",
+    responses(
+        (status = 200, description = "an HTML page", body = String, content_type = "text/html"),
+        (status = 401, description = "no valid credentials: the login form for a browser asking for HTML, API.md's JSON error otherwise",
+            content((String = "text/html"), (ErrorSchema = "application/json"))),
+        (status = 403, description = "valid credentials that are not the admin token", body = ErrorSchema),
+    ),
+    security(("admin_token" = []), ("admin_session" = [])),
+)]
 pub async fn page(State(state): State<Handles>, headers: HeaderMap) -> Response {
     match check(&headers, &state.config) {
         Ok(()) => html(StatusCode::OK, render(&state)),
@@ -135,6 +150,18 @@ pub async fn page(State(state): State<Handles>, headers: HeaderMap) -> Response 
 }
 
 /// `GET /admin/login[?link=<nonce>]`: the login form, or a one-time link's redemption.
+#[utoipa::path(
+    get,
+    path = "/admin/login",
+    tag = "monitoring",
+    summary = "the dashboard's login form, or a one-time login link",
+    description = "without `link`: the HTML login form; with `?link=<nonce>` from `POST /admin/login-link`: sets the page's session cookie and redirects to `/admin/` (303), or 401 when the link is unknown, used or expired",
+    responses(
+        (status = 200, description = "the login form", body = String, content_type = "text/html"),
+        (status = 303, description = "signed in"),
+        (status = 401, description = "an invalid link, with the login form", body = String, content_type = "text/html"),
+    ),
+)]
 pub async fn login_form(
     State(state): State<Handles>,
     RawQuery(query): RawQuery,
@@ -176,6 +203,18 @@ pub struct LoginForm {
 }
 
 /// `POST /admin/login`: checks the token (constant time) and starts a session.
+#[utoipa::path(
+    post,
+    path = "/admin/login",
+    tag = "monitoring",
+    summary = "signs a browser in to the dashboard page",
+    description = "form field `token` (the admin token): sets the HttpOnly, SameSite=Strict session cookie accepted by `GET /admin/` only, and redirects there (303)",
+    responses(
+        (status = 303, description = "signed in"),
+        (status = 401, description = "a wrong token, with the login form", body = String, content_type = "text/html"),
+        (status = 403, description = "AUTHZ_ADMIN_TOKEN is not set", body = ErrorSchema),
+    ),
+)]
 pub async fn login(
     State(state): State<Handles>,
     headers: HeaderMap,
@@ -196,6 +235,19 @@ pub async fn login(
 }
 
 /// `POST /admin/login-link` (admin bearer token): a one-time login link for a browser.
+#[utoipa::path(
+    post,
+    path = "/admin/login-link",
+    tag = "monitoring",
+    summary = "a one-time login link for the dashboard page",
+    description = "`{\"path\": \"/admin/login?link=<nonce>\", \"expires_in_seconds\": 60}`: for a browser that cannot send the Authorization header; valid once",
+    responses(
+        (status = 200, description = "the link", body = MonitoringDocument),
+        (status = 401, description = "invalid bearer token", body = ErrorSchema),
+        (status = 403, description = "valid credentials that are not the admin token", body = ErrorSchema),
+    ),
+    security(("admin_token" = [])),
+)]
 pub async fn login_link(
     State(state): State<Handles>,
     headers: HeaderMap,
@@ -214,6 +266,13 @@ pub async fn login_link(
 }
 
 /// `POST /admin/logout`: ends the browser's session.
+#[utoipa::path(
+    post,
+    path = "/admin/logout",
+    tag = "monitoring",
+    summary = "signs the browser out of the dashboard page",
+    responses((status = 303, description = "cookie cleared")),
+)]
 pub async fn logout() -> Response {
     see_other("/admin/login", Some(session::clear_cookie()))
 }
