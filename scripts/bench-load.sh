@@ -51,7 +51,7 @@ cleanup() {
 trap cleanup EXIT
 
 log "building (release)"
-[ -n "${BENCH_SKIP_BUILD:-}" ] || cargo build --release --locked -p authz-origin -p authz-bench --bins >/dev/null
+[ -n "${BENCH_SKIP_BUILD:-}" ] || cargo build --release --locked -p authz-origin-cli -p authz-bench --bins >/dev/null
 ORIGIN="$ROOT/target/release/authz-origin"
 BENCH="$ROOT/target/release/authz-bench"
 

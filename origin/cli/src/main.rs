@@ -1,11 +1,17 @@
-//! `authz-origin`: serve the API, apply migrations, seed a dataset, mint a development token.
+//! `authz-origin`: serve the API, apply migrations, seed a dataset, validate a deployment, mint
+//! a development token.
+//!
+//! A thin command line over the origin's library and the tool crates. It reads the environment
+//! only through the origin's table of variables (`authz_origin::config::vars`), so one table
+//! holds every variable the command reads.
 
+use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use authz_core::UserId;
 use authz_core::jwt::{JwtKey, sign_hs256};
-use authz_origin::config::Config;
+use authz_origin::config::{self, Config, Env};
 use authz_origin::seed::{self, Scale, SeedOptions};
 use authz_origin::state::AppState;
 use authz_origin::{db, server, validate};
@@ -67,11 +73,11 @@ struct ValidateArgs {
     #[arg(long)]
     database_url: Option<String>,
     /// The running origin to measure, e.g. http://127.0.0.1:8080 (performance, concurrency,
-    /// improvement).
-    #[arg(long, env = "AUTHZ_ORIGIN_URL")]
+    /// improvement) [env: AUTHZ_ORIGIN_URL]
+    #[arg(long)]
     origin: Option<String>,
-    /// The origin's service token.
-    #[arg(long, env = "AUTHZ_SERVICE_TOKEN", hide_env_values = true)]
+    /// The origin's service token [env: AUTHZ_SERVICE_TOKEN]
+    #[arg(long)]
     service_token: Option<String>,
     /// Run only this phase (repeatable); all by default.
     #[arg(long = "phase", value_enum)]
@@ -99,14 +105,27 @@ struct ValidateArgs {
     seed: u64,
 }
 
+/// The process environment, read once; every lookup goes through the origin's table of
+/// variables ([`Env`]).
+fn environment() -> HashMap<String, String> {
+    std::env::vars().collect()
+}
+
 async fn validate_command(args: ValidateArgs) -> anyhow::Result<bool> {
-    let mut vars: std::collections::HashMap<String, String> = std::env::vars().collect();
+    let mut vars = environment();
+    let env = Env::new(&vars);
+    let origin = args
+        .origin
+        .or_else(|| env.get("AUTHZ_ORIGIN_URL").map(str::to_owned));
+    let service_token = args
+        .service_token
+        .or_else(|| env.get("AUTHZ_SERVICE_TOKEN").map(str::to_owned));
     if let Some(url) = args.database_url {
         vars.insert("POSTGRES_PRIMARY_URL".to_owned(), url);
     }
     let mut options = validate::ValidateOptions::new(vars);
-    options.origin = args.origin;
-    options.service_token = args.service_token;
+    options.origin = origin;
+    options.service_token = service_token;
     options.phases = args.phases;
     options.requests = args.requests;
     options.concurrency = args.concurrency;
@@ -123,10 +142,10 @@ async fn validate_command(args: ValidateArgs) -> anyhow::Result<bool> {
     Ok(report.passed)
 }
 
+/// `POSTGRES_PRIMARY_URL`, else `DATABASE_URL` (the commands that need only a database).
 fn database_url() -> anyhow::Result<String> {
-    std::env::var("POSTGRES_PRIMARY_URL")
-        .or_else(|_| std::env::var("DATABASE_URL"))
-        .context("POSTGRES_PRIMARY_URL (or DATABASE_URL) is required")
+    let vars = environment();
+    Ok(config::primary_database_url(Env::new(&vars))?.to_owned())
 }
 
 #[tokio::main]
@@ -181,8 +200,10 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         Command::Token { user, ttl_seconds } => {
-            let secret =
-                std::env::var("AUTHZ_JWT_SECRET").context("AUTHZ_JWT_SECRET is required")?;
+            let vars = environment();
+            let secret = Env::new(&vars)
+                .get("AUTHZ_JWT_SECRET")
+                .context("AUTHZ_JWT_SECRET is required")?;
             let key =
                 JwtKey::new(secret.as_bytes()).context("AUTHZ_JWT_SECRET must not be empty")?;
             let user = UserId::parse(&user, "user")
