@@ -19,7 +19,6 @@ pub mod monitoring;
 pub mod openapi;
 pub mod rate_limit;
 pub mod routes;
-pub mod seed;
 pub mod server;
 pub mod state;
 pub mod validate;

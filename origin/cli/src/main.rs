@@ -12,9 +12,9 @@ use anyhow::Context;
 use authz_core::UserId;
 use authz_core::jwt::{JwtKey, sign_hs256};
 use authz_origin::config::{self, Config, Env};
-use authz_origin::seed::{self, Scale, SeedOptions};
 use authz_origin::state::AppState;
 use authz_origin::{db, server, validate};
+use authz_seed::SeedArgs;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
@@ -40,17 +40,7 @@ enum Command {
     /// Apply pending migrations to POSTGRES_PRIMARY_URL (or DATABASE_URL).
     Migrate,
     /// Replace the dataset with a generated one (COPY; deterministic for a given seed).
-    Seed {
-        /// Dataset size.
-        #[arg(long, value_enum, default_value = "small")]
-        scale: Scale,
-        /// Random seed.
-        #[arg(long, default_value_t = 42)]
-        seed: u64,
-        /// Hide the progress bar.
-        #[arg(long)]
-        quiet: bool,
-    },
+    Seed(SeedArgs),
     /// Validate a deployment: schema, Redis tiers, latency, concurrency and the improvement
     /// over a naive baseline, as ✅/❌ lines; exits non-zero when any check fails. Reads the
     /// origin's environment (REDIS_*, AUTHZ_REDIS_PREFIX, POSTGRES_REPLICA_URL, ...).
@@ -178,19 +168,11 @@ async fn main() -> anyhow::Result<()> {
                 applied.join(", ")
             );
         }
-        Command::Seed { scale, seed, quiet } => {
+        Command::Seed(args) => {
             let (mut client, connection) =
                 tokio_postgres::connect(&database_url()?, tokio_postgres::NoTls).await?;
             let driver = tokio::spawn(connection);
-            let report = seed::run(
-                &mut client,
-                &SeedOptions {
-                    scale,
-                    seed,
-                    progress: !quiet,
-                },
-            )
-            .await?;
+            let report = authz_seed::run(&mut client, &args.options()).await?;
             driver.abort();
             println!("{}", serde_json::to_string_pretty(&report)?);
         }

@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 use tokio::process::Command;
 
-use authz_origin::seed::{self, Scale, SeedOptions};
 use authz_origin::validate::{self, Phase, Report, ValidateOptions};
+use authz_seed::{self as seed, Scale, SeedOptions};
 
 use crate::support::{self, SERVICE_TOKEN, TestDb, TestOrigin, TestRedis};
 
