@@ -17,6 +17,7 @@ mod hitrate;
 mod load;
 mod naive;
 mod questions;
+mod report;
 mod revocation;
 
 use clap::{Parser, Subcommand};

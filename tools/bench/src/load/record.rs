@@ -5,58 +5,9 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use hdrhistogram::Histogram;
-use serde::Serialize;
-
 use super::client::Answer;
-
-/// Latency percentiles in milliseconds.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
-pub struct Percentiles {
-    /// Median.
-    pub p50: f64,
-    /// 95th.
-    pub p95: f64,
-    /// 99th.
-    pub p99: f64,
-    /// 99.9th.
-    pub p999: f64,
-    /// Largest.
-    pub max: f64,
-    /// Mean.
-    pub mean: f64,
-}
-
-impl Percentiles {
-    fn of(histogram: &Histogram<u64>) -> Self {
-        let ms = |micros: u64| micros as f64 / 1_000.0;
-        Self {
-            p50: ms(histogram.value_at_quantile(0.50)),
-            p95: ms(histogram.value_at_quantile(0.95)),
-            p99: ms(histogram.value_at_quantile(0.99)),
-            p999: ms(histogram.value_at_quantile(0.999)),
-            max: ms(histogram.max()),
-            mean: histogram.mean() / 1_000.0,
-        }
-    }
-}
-
-/// One second of the run.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
-pub struct Second {
-    /// Seconds since the start (warm-up included).
-    pub t: u64,
-    /// Answers received in this second.
-    pub requests: u64,
-    /// Errors (non-200 or no answer).
-    pub errors: u64,
-    /// Share of decisions answered by a cache (`l1`, `l2`, `edge`).
-    pub hit_rate: f64,
-    /// Median latency (ms).
-    pub p50: f64,
-    /// 99th percentile latency (ms).
-    pub p99: f64,
-}
+use crate::report::{Percentiles, Second, Summary};
+use hdrhistogram::Histogram;
 
 struct SecondBucket {
     requests: u64,
@@ -252,45 +203,6 @@ fn spectrum(histogram: &Histogram<u64>) -> Vec<(f64, f64)> {
             )
         })
         .collect()
-}
-
-/// The totals of a run's measured part.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
-pub struct Summary {
-    /// Requests answered or failed.
-    pub requests: u64,
-    /// 200 decisions.
-    pub decisions: u64,
-    /// Grants among them.
-    pub grants: u64,
-    /// Non-200 answers and failed exchanges.
-    pub errors: u64,
-    /// Errors by status or failure.
-    pub errors_by_kind: BTreeMap<String, u64>,
-    /// Length of the measured part.
-    pub seconds: f64,
-    /// Requests per second.
-    pub throughput: f64,
-    /// Latency from the intended send time (includes queueing behind slow answers).
-    pub latency_ms: Percentiles,
-    /// Latency from the actual send time.
-    pub service_time_ms: Percentiles,
-    /// Decisions by answering tier.
-    pub tiers: BTreeMap<String, u64>,
-    /// Share of decisions answered by a cache.
-    pub hit_rate: f64,
-    /// The hit rate of an ideal cache on this request stream: the share of decisions whose
-    /// question was answered before within its TTL (the longest `ttl_ms` its answers carried).
-    /// First sightings and questions asked less often than their TTL miss in every cache that
-    /// honours the TTL.
-    #[serde(default)]
-    pub ideal_hit_rate: f64,
-    /// Share of decisions answered by each tier.
-    pub hit_rate_by_tier: BTreeMap<String, f64>,
-    /// `(nines, ms)` points of the latency distribution.
-    pub spectrum: Vec<(f64, f64)>,
-    /// One entry a second, warm-up included.
-    pub timeline: Vec<Second>,
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use plotters::prelude::*;
 
-use crate::load::Report;
+use crate::report::Report;
 
 fn failed<E: std::fmt::Display>(error: E) -> anyhow::Error {
     anyhow::anyhow!("drawing: {error}")

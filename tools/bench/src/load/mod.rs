@@ -19,22 +19,12 @@ use authz_core::jwt::JwtKey;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Zipf};
-use serde::{Deserialize, Serialize};
 
 use crate::questions::{self, Question};
-use crate::revocation::{self, LagSummary, Probe};
+use crate::report::{Report, Workload};
+use crate::revocation::{self, Probe};
 use client::{Answer, Connection, Prepared, Target};
-use record::{Recorder, Summary};
-
-/// How questions are picked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Workload {
-    /// Every question equally likely.
-    Uniform,
-    /// Question of rank k with probability proportional to 1/k^s (`--zipf-s`).
-    Zipf,
-}
+use record::Recorder;
 
 /// Which questions a run asks and how it picks them (`load` and `naive` alike).
 #[derive(Debug, Clone, clap::Args)]
@@ -136,45 +126,6 @@ pub struct Options {
     /// Seed of the question picks.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-}
-
-/// Everything a run measured.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Report {
-    /// `--label`.
-    pub label: String,
-    /// `--dataset-rows`.
-    pub dataset_rows: Option<u64>,
-    /// Origin or edge.
-    pub target: String,
-    /// The services loaded.
-    pub urls: Vec<String>,
-    /// `closed`, `open` or `burst`.
-    pub mode: String,
-    /// Uniform or Zipf.
-    pub workload: Workload,
-    /// The Zipf exponent (if Zipf).
-    pub zipf_s: Option<f64>,
-    /// Distinct questions.
-    pub keys: usize,
-    /// Connections asked for.
-    pub connections: usize,
-    /// Connections that opened.
-    pub connected: usize,
-    /// Time to open them all (ms).
-    pub connect_ms: f64,
-    /// Offered rate (open loop).
-    pub rate: Option<f64>,
-    /// Burst: time from the go to the last answer (ms).
-    pub burst_ms: Option<f64>,
-    /// Reconnections after a failed exchange.
-    pub reconnects: u64,
-    /// Revoking writes committed during the run.
-    pub writes: u64,
-    /// Revocation lag measured during the run.
-    pub revocation: Option<LagSummary>,
-    /// The totals.
-    pub summary: Summary,
 }
 
 /// Runs the load and prints the report.

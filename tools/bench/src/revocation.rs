@@ -15,12 +15,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use authz_core::jwt::JwtKey;
-use serde::Serialize;
 use serde_json::json;
 use tokio_postgres::NoTls;
 
 use crate::load::client::{self, Target};
 use crate::questions::Question;
+use crate::report::LagSummary;
 
 /// Options of `authz-bench revocation`.
 #[derive(Debug, clap::Args)]
@@ -64,21 +64,6 @@ pub struct Round {
     /// Grants received after the commit (all within the lag).
     pub stale: u64,
     /// Grants answered to a question asked with `min_revision` at the revoking revision.
-    pub stale_with_min_revision: u64,
-}
-
-/// The rounds of a run, summarised.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
-pub struct LagSummary {
-    /// Rounds measured.
-    pub rounds: usize,
-    /// Lag percentiles (ms): p50, p90, p99, max.
-    pub lag_ms: serde_json::Value,
-    /// The revoking `UPDATE`'s round trip (ms): p50, p99.
-    pub revoking_update_round_trip_ms: serde_json::Value,
-    /// Grants received after the commit, all within the lag.
-    pub stale_grants_received_after_commit: u64,
-    /// Grants to questions asked with `min_revision` at or past the revocation: must be 0.
     pub stale_with_min_revision: u64,
 }
 
