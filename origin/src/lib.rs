@@ -21,5 +21,4 @@ pub mod rate_limit;
 pub mod routes;
 pub mod server;
 pub mod state;
-pub mod validate;
 pub mod warming;

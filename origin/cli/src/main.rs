@@ -13,8 +13,9 @@ use authz_core::UserId;
 use authz_core::jwt::{JwtKey, sign_hs256};
 use authz_origin::config::{self, Config, Env};
 use authz_origin::state::AppState;
-use authz_origin::{db, server, validate};
+use authz_origin::{db, server};
 use authz_seed::SeedArgs;
+use authz_validate as validate;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
@@ -56,7 +57,7 @@ enum Command {
     },
 }
 
-/// The arguments of `validate` (see `authz_origin::validate`).
+/// The arguments of `validate` (see `authz_validate`).
 #[derive(Debug, clap::Args)]
 struct ValidateArgs {
     /// The database (else POSTGRES_PRIMARY_URL, else DATABASE_URL).

@@ -1,12 +1,12 @@
-//! `authz-origin validate` (`authz_origin::validate`): passes on a healthy, seeded deployment
+//! `authz-origin validate` (`authz_validate`): passes on a healthy, seeded deployment
 //! (through the library and through the real binary), and fails with the right ❌ line when an
 //! authorization index is dropped or a Redis tier is unreachable.
 
 use std::collections::HashMap;
 use tokio::process::Command;
 
-use authz_origin::validate::{self, Phase, Report, ValidateOptions};
 use authz_seed::{self as seed, Scale, SeedOptions};
+use authz_validate::{self as validate, Phase, Report, ValidateOptions};
 
 use crate::support::{self, SERVICE_TOKEN, TestDb, TestOrigin, TestRedis};
 

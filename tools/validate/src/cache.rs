@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::{Check, Context, Latency, Phase, ms};
-use crate::config::{Config, RedisTierName};
+use authz_origin::config::{Config, RedisTierName};
 
 const PHASE: Phase = Phase::CacheInfrastructure;
 

@@ -1,127 +1,28 @@
 //! Questions sampled from the database, and asking them of a running origin.
 //!
-//! The mix, of `n` questions: 30 % owners of a generation, 15 % sharees of a generation,
-//! 15 % members of a team linked to a project (about the project), 10 % members of a team
-//! (about the team), 5 % anonymous readers of a generation, 25 % a random user and a random
-//! generation (almost always a deny). Each gets a random operation. Sampling is deterministic
-//! for a given seed and dataset (`setseed`, then `ORDER BY random()`).
+//! The mix, of `n` questions (`authz_tools_common::questions::VALIDATE_MIX`): 30 % owners of a
+//! generation, 15 % sharees of a generation, 15 % members of a team linked to a project (about
+//! the project), 10 % members of a team (about the team), 5 % anonymous readers of a
+//! generation, 25 % a random user and a random generation (almost always a deny). Sampling is
+//! the tools' one sampler, deterministic for a given seed and dataset.
 
 use std::time::{Duration, Instant};
 
-use authz_core::{Operation, ResourceType};
-use rand::rngs::SmallRng;
-use rand::seq::SliceRandom as _;
-use rand::{Rng as _, SeedableRng as _};
-use serde_json::{Value, json};
+use authz_tools_common::questions::{self, VALIDATE_MIX};
+use serde_json::Value;
 use tokio_postgres::Client;
-use uuid::Uuid;
 
-/// One question, as sent on the wire.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Question {
-    /// The principal (`None`: anonymous).
-    pub user: Option<Uuid>,
-    /// The resource type.
-    pub resource_type: ResourceType,
-    /// The resource.
-    pub resource_id: Uuid,
-    /// The operation.
-    pub operation: Operation,
-}
+pub use authz_tools_common::questions::Question;
 
-impl Question {
-    /// The `POST /v1/authorize` body.
-    pub fn body(&self) -> Value {
-        json!({
-            "user_id": self.user.map(|user| user.to_string()),
-            "resource_type": self.resource_type.as_str(),
-            "resource_id": self.resource_id.to_string(),
-            "operation": self.operation.as_str(),
-        })
-    }
-}
-
-/// The shares of the mix: (per mille, query returning (user, resource id), resource type).
-const MIX: [(u32, &str, ResourceType); 6] = [
-    (
-        300,
-        "SELECT g.user_id, g.id FROM generations g ORDER BY random() LIMIT $1",
-        ResourceType::Generation,
-    ),
-    (
-        150,
-        "SELECT s.shared_with_user_id, s.generation_id FROM generation_shares s \
-          ORDER BY random() LIMIT $1",
-        ResourceType::Generation,
-    ),
-    (
-        150,
-        "SELECT m.user_id, pt.project_id FROM project_teams pt \
-           JOIN team_members m ON m.team_id = pt.team_id ORDER BY random() LIMIT $1",
-        ResourceType::Project,
-    ),
-    (
-        100,
-        "SELECT m.user_id, m.team_id FROM team_members m ORDER BY random() LIMIT $1",
-        ResourceType::Team,
-    ),
-    (
-        50,
-        "SELECT NULL::uuid, g.id FROM generations g ORDER BY random() LIMIT $1",
-        ResourceType::Generation,
-    ),
-    (
-        250,
-        "SELECT u.id, g.id \
-           FROM (SELECT id, row_number() OVER (ORDER BY random()) AS n FROM users) u \
-           JOIN (SELECT id, row_number() OVER (ORDER BY random()) AS n FROM generations \
-                  ORDER BY random() LIMIT $1) g ON g.n = u.n",
-        ResourceType::Generation,
-    ),
-];
-
-/// Samples `n` questions (fewer only when the tables are smaller than the mix asks for).
-/// `stream` separates the samples of different phases under one seed.
+/// Samples `n` questions of the validation mix (fewer only when the tables are smaller than the
+/// mix asks for). `stream` separates the samples of different phases under one seed.
 pub async fn sample(
     client: &Client,
     n: usize,
     seed: u64,
     stream: u64,
 ) -> Result<Vec<Question>, String> {
-    let mut rng = SmallRng::seed_from_u64(seed ^ stream.wrapping_mul(0x9e37_79b9_7f4a_7c15));
-    let setseed: f64 = rng.random_range(-1.0..1.0);
-    client
-        .execute("SELECT setseed($1)", &[&setseed])
-        .await
-        .map_err(|error| format!("cannot sample questions: {error}"))?;
-    let mut questions = Vec::with_capacity(n);
-    for (share, sql, resource_type) in MIX {
-        let wanted = i64::try_from((n * share as usize).div_ceil(1_000)).unwrap_or(i64::MAX);
-        let rows = client
-            .query(sql, &[&wanted])
-            .await
-            .map_err(|error| format!("cannot sample questions: {error}"))?;
-        for row in rows {
-            let operation = Operation::ALL
-                .get(rng.random_range(0..Operation::ALL.len()))
-                .copied()
-                .unwrap_or(Operation::Read);
-            questions.push(Question {
-                user: row.get(0),
-                resource_type,
-                resource_id: row.get(1),
-                operation,
-            });
-        }
-    }
-    questions.shuffle(&mut rng);
-    questions.truncate(n);
-    if questions.is_empty() {
-        return Err("the database holds no data to ask about: seed it first \
-                    (authz-origin seed --scale small)"
-            .to_owned());
-    }
-    Ok(questions)
+    questions::sample(client, VALIDATE_MIX, n, &format!("{seed}:{stream}:")).await
 }
 
 /// The answer to one request.

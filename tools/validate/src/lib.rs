@@ -1,6 +1,10 @@
-//! `authz-origin validate`: the deployment guide's validation suite, made honest.
+//! `authz-validate`, the deployment guide's validation suite (`authz-origin validate` runs it).
 //!
-//! This module owns the checks and their report; it must not change the schema or the data it
+//! A tool, not the service: it reads the origin's configuration (`authz-origin`) and shares the
+//! question sampler, the naive baseline and the latency statistics with `authz-bench`
+//! (`authz-tools-common`); the service never depends on it.
+//!
+//! This crate owns the checks and their report; it must not change the schema or the data it
 //! validates (its only writes are scratch keys in Redis, deleted at once, and the reads of
 //! the origin's caches that its requests cause).
 //!
@@ -24,9 +28,10 @@
 //!   run on the same questions: the "before" design of the guide, several sequential queries
 //!   per question over one plain connection, no cache. Both must give the same answers.
 //!
-//! Questions are sampled from the database ([`questions`]): owners, sharees, team members of
-//! linked projects, team members of their teams, random pairs (mostly denies) and anonymous
-//! readers, each with a random operation; deterministic for a given `--seed`.
+//! Questions are sampled from the database by the tools' one sampler ([`questions`], the
+//! validation mix): owners, sharees, team members of linked projects, team members of their
+//! teams, random pairs (mostly denies) and anonymous readers, each with an operation drawn by a
+//! hash; deterministic for a given `--seed`.
 //!
 //! The report is text (`✅ name: detail` / `❌ name: detail`, as in the guide, then a summary
 //! line) or JSON (`--json`), and the command exits non-zero when any check fails.
@@ -43,7 +48,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::config::Config;
+use authz_origin::config::Config;
+pub use authz_tools_common::latency::{Latency, millis};
 
 /// A phase of the validation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, clap::ValueEnum)]
@@ -326,63 +332,6 @@ pub async fn run(options: &ValidateOptions) -> Report {
     }
 }
 
-/// Milliseconds of a duration, for reports.
-pub fn millis(duration: Duration) -> f64 {
-    duration.as_secs_f64() * 1_000.0
-}
-
-/// Latency statistics of a sample, in milliseconds.
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct Latency {
-    /// Samples.
-    pub count: usize,
-    /// Mean.
-    pub mean_ms: f64,
-    /// Median.
-    pub p50_ms: f64,
-    /// 95th percentile.
-    pub p95_ms: f64,
-    /// 99th percentile.
-    pub p99_ms: f64,
-    /// Maximum.
-    pub max_ms: f64,
-}
-
-impl Latency {
-    /// The statistics of `samples` (nearest-rank percentiles); zeros when empty.
-    pub fn of(samples: &[Duration]) -> Self {
-        let mut sorted: Vec<f64> = samples.iter().copied().map(millis).collect();
-        sorted.sort_by(f64::total_cmp);
-        let rank = |quantile: f64| -> f64 {
-            if sorted.is_empty() {
-                return 0.0;
-            }
-            #[expect(
-                clippy::cast_possible_truncation,
-                clippy::cast_sign_loss,
-                clippy::cast_precision_loss,
-                reason = "a rank within a short vector"
-            )]
-            let index = ((quantile * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-            sorted.get(index - 1).copied().unwrap_or(0.0)
-        };
-        #[expect(clippy::cast_precision_loss, reason = "a sample count")]
-        let mean = if sorted.is_empty() {
-            0.0
-        } else {
-            sorted.iter().sum::<f64>() / sorted.len() as f64
-        };
-        Self {
-            count: sorted.len(),
-            mean_ms: mean,
-            p50_ms: rank(0.50),
-            p95_ms: rank(0.95),
-            p99_ms: rank(0.99),
-            max_ms: sorted.last().copied().unwrap_or(0.0),
-        }
-    }
-}
-
 /// Formats milliseconds for a report: microseconds under 0.1 ms, two decimals under 10 ms,
 /// one under 100, none above.
 pub fn ms(value: f64) -> String {
@@ -400,19 +349,6 @@ pub fn ms(value: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn latency_percentiles_are_nearest_rank() {
-        let samples: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
-        let latency = Latency::of(&samples);
-        assert_eq!(latency.count, 100);
-        assert!((latency.mean_ms - 50.5).abs() < 1e-9);
-        assert!((latency.p50_ms - 50.0).abs() < 1e-9);
-        assert!((latency.p95_ms - 95.0).abs() < 1e-9);
-        assert!((latency.p99_ms - 99.0).abs() < 1e-9);
-        assert!((latency.max_ms - 100.0).abs() < 1e-9);
-        assert_eq!(Latency::of(&[]).count, 0);
-    }
 
     #[test]
     fn report_lines() {

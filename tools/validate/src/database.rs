@@ -7,7 +7,7 @@ use serde_json::json;
 use tokio_postgres::Client;
 
 use super::{Check, Context, Phase, millis, ms};
-use crate::db::Pools;
+use authz_origin::db::Pools;
 
 const PHASE: Phase = Phase::DatabaseStructure;
 
