@@ -1,14 +1,15 @@
 //! The naive baseline: what an authorization check costs with no cache and no pool. Each
-//! question opens its own Postgres connection, asks the decision function
-//! (`check_user_authorization_enterprise`, the same rules in SQL) and closes the connection,
-//! `connections` workers back to back. It skips HTTP altogether, so the comparison flatters
-//! the baseline, never us.
+//! question opens its own Postgres connection, runs the tools' one naive baseline on it
+//! (`authz_tools_common::baseline`: sequential `SELECT`s, decided by the core) and closes the
+//! connection, `connections` workers back to back. It skips HTTP altogether, so the comparison
+//! flatters the baseline, never us.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, bail};
+use authz_tools_common::baseline::{Naive, timestamp};
 use tokio_postgres::NoTls;
 
 use crate::load::Picks;
@@ -35,23 +36,19 @@ pub struct Options {
     json: Option<PathBuf>,
 }
 
+/// One question on a connection of its own: connect, prepare the baseline's statements, ask
+/// them one after the other, decide, disconnect.
 async fn ask(database_url: &str, question: &Question) -> anyhow::Result<bool> {
     let (db, connection) = tokio_postgres::connect(database_url, NoTls).await?;
     let driver = tokio::spawn(connection);
-    let row = db
-        .query_one(
-            "SELECT granted FROM check_user_authorization_enterprise($1, $2, $3, $4)",
-            &[
-                &question.user_id,
-                &question.resource_type,
-                &question.resource_id,
-                &question.operation,
-            ],
-        )
-        .await?;
+    let naive = Naive::prepare(&db).await?;
+    let granted = naive
+        .decide(&db, question, timestamp(SystemTime::now()))
+        .await
+        .map_err(anyhow::Error::msg)?;
     drop(db);
     let _ = driver.await;
-    Ok(row.get(0))
+    Ok(granted)
 }
 
 /// Runs the baseline and prints its summary.

@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use authz_core::jwt::JwtKey;
+use authz_core::{Operation, ResourceType};
+use authz_tools_common::latency::Latency;
 use serde_json::json;
 use tokio_postgres::NoTls;
 
@@ -45,15 +47,6 @@ pub struct Options {
     json: Option<std::path::PathBuf>,
 }
 
-/// The `p`th percentile of sorted values (nearest rank).
-pub fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = (p / 100.0 * (sorted.len() - 1) as f64).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
-}
-
 /// One measured round.
 #[derive(Debug, Clone, Copy)]
 pub struct Round {
@@ -67,23 +60,28 @@ pub struct Round {
     pub stale_with_min_revision: u64,
 }
 
-/// Summarises rounds.
+/// Summarises rounds (percentiles from the tools' one histogram, `authz_tools_common::latency`).
 pub fn summarise(rounds: &[Round]) -> LagSummary {
-    let mut lags: Vec<f64> = rounds.iter().map(|round| round.lag_ms).collect();
-    lags.sort_by(f64::total_cmp);
-    let mut commits: Vec<f64> = rounds.iter().map(|round| round.commit_ms).collect();
-    commits.sort_by(f64::total_cmp);
+    let of = |ms: fn(&Round) -> f64| {
+        let samples: Vec<Duration> = rounds
+            .iter()
+            .map(|round| Duration::from_secs_f64(ms(round).max(0.0) / 1_000.0))
+            .collect();
+        Latency::of(&samples)
+    };
+    let lag = of(|round| round.lag_ms);
+    let commit = of(|round| round.commit_ms);
     LagSummary {
         rounds: rounds.len(),
         lag_ms: json!({
-            "p50": percentile(&lags, 50.0),
-            "p90": percentile(&lags, 90.0),
-            "p99": percentile(&lags, 99.0),
-            "max": lags.last().copied().unwrap_or(f64::NAN),
+            "p50": lag.p50_ms,
+            "p90": lag.p90_ms,
+            "p99": lag.p99_ms,
+            "max": lag.max_ms,
         }),
         revoking_update_round_trip_ms: json!({
-            "p50": percentile(&commits, 50.0),
-            "p99": percentile(&commits, 99.0),
+            "p50": commit.p50_ms,
+            "p99": commit.p99_ms,
         }),
         stale_grants_received_after_commit: rounds.iter().map(|round| round.stale).sum(),
         stale_with_min_revision: rounds
@@ -169,10 +167,10 @@ impl Probe {
 
     async fn ask(&self, min_revision: Option<u64>) -> anyhow::Result<bool> {
         let question = Question {
-            user_id: self.reader,
-            resource_type: "generation".to_owned(),
+            user_id: Some(self.reader),
+            resource_type: ResourceType::Generation,
             resource_id: self.generation,
-            operation: "read".to_owned(),
+            operation: Operation::Read,
         };
         let response = match self.target {
             Target::Origin => {

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use authz_core::ResourceType;
 use tokio_postgres::NoTls;
 use uuid::Uuid;
 
@@ -31,7 +32,7 @@ pub async fn run(
     tokio::spawn(connection);
     let generations: Vec<Uuid> = questions
         .iter()
-        .filter(|question| question.resource_type == "generation")
+        .filter(|question| question.resource_type == ResourceType::Generation)
         .map(|question| question.resource_id)
         .collect();
     let shares: Vec<(Uuid, Uuid)> = db
