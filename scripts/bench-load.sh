@@ -51,7 +51,7 @@ cleanup() {
 trap cleanup EXIT
 
 log "building (release)"
-[ -n "${BENCH_SKIP_BUILD:-}" ] || cargo build --release --locked -p authz-origin -p authz-bench --bins >/dev/null
+[ -n "${BENCH_SKIP_BUILD:-}" ] || cargo build --release --locked -p authz-origin-cli -p authz-bench --bins >/dev/null
 ORIGIN="$ROOT/target/release/authz-origin"
 BENCH="$ROOT/target/release/authz-bench"
 
@@ -180,7 +180,7 @@ scenario_naive() {
     --connections 16 --warmup 5 --duration "$SHORT" --json "$OUT/4-ours.json"
   brief "$OUT/4-ours.json"
   stop_all
-  log "4. naive: the same questions, 16 workers, a new connection and the SQL decision each, $SHORT s"
+  log "4. naive: the same questions, 16 workers, a new connection and the naive sequential SELECTs each, $SHORT s"
   "$BENCH" naive --database-url "$db" --questions "$OUT/questions.jsonl" --workload zipf \
     --connections 16 --duration "$SHORT" --json "$OUT/4-naive.json" | tail -n 40 >/dev/null
   log "4. for reference: what a new Postgres connection costs here (pgbench -C, 16 clients, SELECT 1)"

@@ -24,7 +24,7 @@ cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; wait "$pid" 2>/
 trap cleanup EXIT
 
 log "building (release)"
-[ -n "${BENCH_SKIP_BUILD:-}" ] || cargo build --release --locked -p authz-origin -p authz-bench --bins --examples >/dev/null
+[ -n "${BENCH_SKIP_BUILD:-}" ] || cargo build --release --locked -p authz-origin -p authz-origin-cli -p authz-bench --bins --examples >/dev/null
 ORIGIN="$ROOT/target/release/authz-origin"
 
 log "database authz_bench: migrate and seed (medium)"

@@ -11,7 +11,7 @@ OUT="$ROOT/target/bench/warming-$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$OUT"
 ADMIN_URL=$AUTHZ_PG_ADMIN_URL
 DB_URL="${ADMIN_URL%/*}/authz_bench_warming"
-[ -n "${BENCH_SKIP_BUILD:-}" ] || cargo build --release --locked -p authz-origin -p authz-bench --bins >/dev/null
+[ -n "${BENCH_SKIP_BUILD:-}" ] || cargo build --release --locked -p authz-origin-cli -p authz-bench --bins >/dev/null
 ORIGIN="$ROOT/target/release/authz-origin"
 psql "$ADMIN_URL" -qc "DROP DATABASE IF EXISTS authz_bench_warming WITH (FORCE)" -c "CREATE DATABASE authz_bench_warming"
 POSTGRES_PRIMARY_URL="$DB_URL" "$ORIGIN" migrate >/dev/null

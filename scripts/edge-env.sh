@@ -70,11 +70,11 @@ edge_start_origin() {
     log "using the origin binary $origin_bin"
   elif [ "$profile" = release ]; then
     log "building the origin (release)"
-    cargo build --release -p authz-origin --locked
+    cargo build --release -p authz-origin-cli --locked
     origin_bin="$ROOT/target/release/authz-origin"
   else
     log "building the origin"
-    cargo build -p authz-origin --locked
+    cargo build -p authz-origin-cli --locked
     origin_bin="$ROOT/target/debug/authz-origin"
   fi
 

@@ -20,7 +20,7 @@ if ! psql "$ADMIN_URL" -Atqc "SELECT 1 FROM pg_database WHERE datname = '$DB_NAM
 fi
 
 log "building the origin (release)"
-cargo build --release -p authz-origin --locked
+cargo build --release -p authz-origin-cli --locked
 ORIGIN="$ROOT/target/release/authz-origin"
 
 export POSTGRES_PRIMARY_URL="$DB_URL"

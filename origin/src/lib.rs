@@ -2,8 +2,9 @@
 //!
 //! It owns the Postgres pools, the Redis tiers, the in-process cache, invalidation from the
 //! database's change notices, and the HTTP API of API.md. It only translates I/O: every rule and
-//! format lives in `authz-core`. The binary (`main.rs`) is the CLI over this library, which the
-//! integration tests also drive in-process.
+//! format lives in `authz-core`. The `authz-origin` binary (package
+//! `authz-origin-cli`, in `origin/cli`) is the CLI over this library, which the integration
+//! tests also drive in-process.
 
 pub mod auth;
 pub mod cache;
@@ -18,8 +19,6 @@ pub mod monitoring;
 pub mod openapi;
 pub mod rate_limit;
 pub mod routes;
-pub mod seed;
 pub mod server;
 pub mod state;
-pub mod validate;
 pub mod warming;

@@ -190,12 +190,7 @@ impl Config {
     /// Reads a given environment (tests build configs without touching the process's).
     pub fn from_vars(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
         let env = Env::new(vars);
-        let postgres_primary_url = env
-            .get("POSTGRES_PRIMARY_URL")
-            .or_else(|| env.get("DATABASE_URL"))
-            .ok_or_else(|| invalid("POSTGRES_PRIMARY_URL", "required (or DATABASE_URL)"))?
-            .to_owned();
-        check_postgres_url("POSTGRES_PRIMARY_URL", &postgres_primary_url)?;
+        let postgres_primary_url = primary_database_url(env)?.to_owned();
         let postgres_replica_url = env.get("POSTGRES_REPLICA_URL").map(str::to_owned);
         if let Some(url) = &postgres_replica_url {
             check_postgres_url("POSTGRES_REPLICA_URL", url)?;
@@ -313,6 +308,17 @@ impl Config {
             rate_limit: RateLimitConfig::from_env(env)?,
         })
     }
+}
+
+/// `POSTGRES_PRIMARY_URL`, else `DATABASE_URL`, checked: the database of [`Config`], and of
+/// the commands that need only a database (`migrate`, `seed`).
+pub fn primary_database_url<'a>(env: Env<'a>) -> Result<&'a str, ConfigError> {
+    let url = env
+        .get("POSTGRES_PRIMARY_URL")
+        .or_else(|| env.get("DATABASE_URL"))
+        .ok_or_else(|| invalid("POSTGRES_PRIMARY_URL", "required (or DATABASE_URL)"))?;
+    check_postgres_url("POSTGRES_PRIMARY_URL", url)?;
+    Ok(url)
 }
 
 fn check_postgres_url(variable: &'static str, url: &str) -> Result<(), ConfigError> {

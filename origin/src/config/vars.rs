@@ -247,6 +247,11 @@ pub const VARIABLES: &[Variable] = &[
         "lifetime of the dashboard page's login cookie",
         "28800",
     ),
+    unset(
+        "AUTHZ_ORIGIN_URL",
+        "the running origin `authz-origin validate` measures (`--origin`)",
+        "none",
+    ),
 ];
 
 /// The table's entry for `name`.

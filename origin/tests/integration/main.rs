@@ -15,5 +15,4 @@ mod rate_limit;
 mod refresh;
 mod schema;
 mod support;
-mod validate;
 mod warming;

@@ -1,7 +1,7 @@
 //! The schema: migrations apply to an empty database and again without error, and the decision
 //! query uses the composite indexes on a seeded dataset (no sequential scan of a large table).
 
-use authz_origin::seed::{self, Scale, SeedOptions};
+use authz_seed::{self as seed, Scale, SeedOptions};
 use futures_util::StreamExt;
 use tokio_postgres::{AsyncMessage, NoTls};
 

@@ -53,7 +53,13 @@ async fn template() -> &'static str {
     TEMPLATE
         .get_or_init(|| async {
             let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-            let folder = concat!(env!("CARGO_MANIFEST_DIR"), "/../migrations");
+            // The workspace's `migrations/`, found from the package that includes this file
+            // (the origin, or the CLI in `origin/cli`).
+            let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .ancestors()
+                .map(|dir| dir.join("migrations"))
+                .find(|dir| dir.is_dir())
+                .expect("migrations folder");
             let mut files: Vec<_> = std::fs::read_dir(folder)
                 .expect("migrations folder")
                 .map(|entry| entry.expect("entry").path())

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use authz_origin::seed::{self, Scale, SeedOptions};
+use authz_seed::{self as seed, Scale, SeedOptions};
 use serde_json::json;
 
 use crate::support::{self, TestDb, TestOrigin, TestRedis};
