@@ -13,6 +13,7 @@
 //! `naive`: the uncached, unpooled baseline, for the improvement ratio.
 
 mod chart;
+mod client;
 mod hitrate;
 mod load;
 mod naive;

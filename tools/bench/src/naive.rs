@@ -12,8 +12,8 @@ use anyhow::{Context, bail};
 use authz_tools_common::baseline::{Naive, timestamp};
 use tokio_postgres::NoTls;
 
+use crate::client::Answer;
 use crate::load::Picks;
-use crate::load::client::Answer;
 use crate::load::record::Recorder;
 use crate::questions::Question;
 

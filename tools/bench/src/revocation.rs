@@ -20,7 +20,7 @@ use authz_tools_common::latency::Latency;
 use serde_json::json;
 use tokio_postgres::NoTls;
 
-use crate::load::client::{self, Target};
+use crate::client::{self, Target};
 use crate::questions::Question;
 use crate::report::LagSummary;
 

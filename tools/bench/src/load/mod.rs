@@ -5,7 +5,6 @@
 //! writes and a revocation-lag probe can run alongside. Prints progress, writes JSON and
 //! draws SVG charts.
 
-pub mod client;
 pub mod record;
 pub mod writes;
 
@@ -20,10 +19,10 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Zipf};
 
+use crate::client::{self, Answer, Connection, Prepared, Target};
 use crate::questions::{self, Question};
 use crate::report::{Report, Workload};
 use crate::revocation::{self, Probe};
-use client::{Answer, Connection, Prepared, Target};
 use record::Recorder;
 
 /// Which questions a run asks and how it picks them (`load` and `naive` alike).

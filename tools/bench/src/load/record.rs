@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use super::client::Answer;
+use crate::client::Answer;
 use crate::report::{Percentiles, Second, Summary};
 use hdrhistogram::Histogram;
 
