@@ -18,6 +18,8 @@ cargo test --workspace --locked
 log "core without default features, and for wasm32"
 cargo build -p authz-core --no-default-features --locked
 cargo build -p authz-core --no-default-features --target wasm32-unknown-unknown --locked
+log "the workspace manifest (cargo machete, cargo deny)"
+scripts/manifest-checks.sh
 log "cargo doc"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked >/dev/null
 log "fuzz corpus replay (cargo fuzz, nightly)"
