@@ -5,3 +5,4 @@ pub mod dashboard;
 pub mod page;
 pub mod session;
 pub mod svg;
+pub mod tables;

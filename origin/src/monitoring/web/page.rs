@@ -2,13 +2,13 @@
 //! percentiles, throughput, hit rate per tier, pool utilisation over the last hour) and the
 //! open alerts; it reloads itself every 10 s, loads nothing from anywhere (a
 //! `default-src 'none'` content security policy proves it) and needs no script.
+//! The HTML is written with maud's `html!`, which escapes every spliced value; only the
+//! constant style sheet goes in verbatim.
 //!
 //! Credentials: an admin `Authorization: Bearer` header, or the session cookie of the login
 //! form or of a one-time login link (see `session`). Without them: 401 (the login form for a
 //! browser asking for HTML, API.md's JSON error otherwise); with another valid credential:
 //! 403. Nothing about the service is shown before login.
-
-use std::fmt::Write as _;
 
 use axum::Form;
 use axum::extract::rejection::FormRejection;
@@ -19,6 +19,7 @@ use axum::http::header::{
 };
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use maud::{DOCTYPE, Markup, PreEscaped, html};
 use serde::Deserialize;
 use serde_json::json;
 use subtle::ConstantTimeEq;
@@ -27,11 +28,11 @@ use crate::auth::authorize_admin;
 use crate::config::{Config, POOL_NAMES};
 use crate::error::AppError;
 use crate::monitoring::Handles;
-use crate::monitoring::background::pools::snapshot;
 use crate::monitoring::measure::tier::tier_of;
 use crate::monitoring::measure::window::{RING_SECONDS, unix_now};
 use crate::monitoring::web::session::{self, LINK_LIFETIME};
-use crate::monitoring::web::svg::{Chart, Series, clock, escape, line_chart};
+use crate::monitoring::web::svg::{Chart, Series, clock, line_chart};
+use crate::monitoring::web::tables::{alerts_table, millis, percent, pools_and_tiers};
 use crate::openapi::schemas::{ErrorSchema, MonitoringDocument};
 
 /// How often the page reloads itself.
@@ -105,15 +106,37 @@ fn check(headers: &HeaderMap, config: &Config) -> Result<(), AppError> {
 }
 
 fn login_page(status: StatusCode, notice: Option<&str>) -> Response {
-    let notice = notice.map_or_else(String::new, |text| {
-        format!("<p class=\"notice\">{}</p>", escape(text))
-    });
-    html(
-        status,
-        format!(
-            r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>authz origin: sign in</title><style>{STYLE}</style></head><body><main class="login"><h1>Authorization origin</h1>{notice}<form method="post" action="/admin/login"><label>Admin token <input type="password" name="token" autocomplete="current-password" required autofocus></label><button type="submit">Sign in</button></form></main></body></html>"#
-        ),
-    )
+    html(status, login_markup(notice).into_string())
+}
+
+/// The login form, with `notice` (escaped like every spliced value) above it.
+fn login_markup(notice: Option<&str>) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                title { "authz origin: sign in" }
+                style { (PreEscaped(STYLE)) }
+            }
+            body {
+                main class="login" {
+                    h1 { "Authorization origin" }
+                    @if let Some(text) = notice {
+                        p class="notice" { (text) }
+                    }
+                    form method="post" action="/admin/login" {
+                        label {
+                            "Admin token "
+                            input type="password" name="token" autocomplete="current-password"
+                                required autofocus;
+                        }
+                        button type="submit" { "Sign in" }
+                    }
+                }
+            }
+        }
+    }
 }
 
 fn refused(error: AppError, headers: &HeaderMap) -> Response {
@@ -277,14 +300,6 @@ pub async fn logout() -> Response {
     see_other("/admin/login", Some(session::clear_cookie()))
 }
 
-fn percent(value: Option<f64>) -> String {
-    value.map_or_else(|| "n/a".to_owned(), |v| format!("{:.1} %", v * 100.0))
-}
-
-fn millis(value: Option<f64>) -> String {
-    value.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.2} ms"))
-}
-
 /// The page's HTML.
 pub fn render(state: &Handles) -> String {
     let now = unix_now();
@@ -412,100 +427,73 @@ pub fn render(state: &Handles) -> String {
     };
 
     let board = state.monitoring.alerts().view();
-    let mut alerts = String::new();
-    if board.open.is_empty() {
-        alerts.push_str(r#"<p class="ok">No open alerts.</p>"#);
-    } else {
-        alerts.push_str("<table><tr><th>level</th><th>metric</th><th>value</th><th>threshold</th><th>since</th><th>seen</th><th>message</th></tr>");
-        for alert in &board.open {
-            let _ = write!(
-                alerts,
-                r#"<tr class="{level}"><td>{level}</td><td>{metric}</td><td>{value:.3}</td><td>{threshold}</td><td>{since}</td><td>{seen}×</td><td>{message}</td></tr>"#,
-                level = escape(&alert.level),
-                metric = escape(&alert.metric_name),
-                value = alert.value,
-                threshold = alert.threshold,
-                since = escape(&alert.started_at),
-                seen = alert.occurrences,
-                message = escape(&alert.message),
-            );
-        }
-        alerts.push_str("</table>");
-    }
     let evaluated = board.evaluated_at.map_or_else(
         || "not evaluated yet".to_owned(),
         |at| format!("evaluated {} UTC", clock(at)),
     );
 
-    let mut tables = String::from(
-        "<table><tr><th>pool</th><th>in use</th><th>idle</th><th>size / max</th><th>waiters</th><th>avg wait</th><th>errors</th></tr>",
-    );
-    for pool in snapshot(state.decider.pools()) {
-        let _ = write!(
-            tables,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{} / {}</td><td>{}</td><td>{:.2} ms</td><td>{}</td></tr>",
-            pool.name,
-            pool.in_use,
-            pool.idle,
-            pool.size,
-            pool.max_size,
-            pool.waiters,
-            pool.wait_ms_avg,
-            pool.errors
-        );
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta http-equiv="refresh" content=(REFRESH_SECONDS);
+                title { "authz origin: performance" }
+                style { (PreEscaped(STYLE)) }
+            }
+            body {
+                header {
+                    h1 { "Authorization origin: performance" }
+                    form method="post" action="/admin/logout" {
+                        button type="submit" { "Sign out" }
+                    }
+                }
+                section class="cards" {
+                    div class="card" id="tier" { span { "performance tier" } b { (tier) } }
+                    div class="card" {
+                        span { "p50 / p95 / p99" }
+                        b {
+                            (millis(summary.p50_ms)) " / " (millis(summary.p95_ms)) " / "
+                            (millis(summary.p99_ms))
+                        }
+                    }
+                    div class="card" {
+                        span { "throughput" }
+                        b { (format!("{:.2}", summary.throughput_rps)) " /s" }
+                    }
+                    div class="card" {
+                        span { "hit rate l1 / l2 / any" }
+                        b {
+                            (percent(summary.l1_hit_rate)) " / " (percent(summary.l2_hit_rate))
+                            " / " (percent(summary.cache_hit_rate))
+                        }
+                    }
+                    div class="card" {
+                        span { "error rate (5xx)" }
+                        b { (percent(summary.error_rate)) }
+                    }
+                    div class="card" {
+                        span { "decisions in window" }
+                        b { (summary.counts.decisions()) }
+                    }
+                }
+                p class="meta" {
+                    "Window: last " (span.as_secs()) " s · refreshes every " (REFRESH_SECONDS)
+                    " s · rendered " (clock(now)) " UTC"
+                }
+                section class="charts" {
+                    (line_chart(&latency)) (line_chart(&throughput)) (line_chart(&hit_rates))
+                    (line_chart(&pools))
+                }
+                section {
+                    h2 { "Open alerts " small { (evaluated) } }
+                    (alerts_table(&board.open))
+                }
+                section class="tables" { (pools_and_tiers(state, summary.l1_hit_rate)) }
+            }
+        }
     }
-    tables.push_str("</table><table><tr><th>cache tier</th><th>breaker</th><th>hit rate</th><th>errors</th></tr>");
-    let _ = write!(
-        tables,
-        "<tr><td>l1 (in process)</td><td>n/a</td><td>{}</td><td>0</td></tr>",
-        percent(summary.l1_hit_rate)
-    );
-    for tier in state.redis_tiers.values() {
-        let stats = tier.stats().snapshot();
-        let lookups = stats.hits + stats.misses;
-        let _ = write!(
-            tables,
-            "<tr><td>{} (redis)</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            tier.name().as_str(),
-            tier.breaker_state().as_str(),
-            percent((lookups > 0).then(|| stats.hits as f64 / lookups as f64)),
-            stats.errors
-        );
-    }
-    tables.push_str("</table>");
-
-    format!(
-        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="{REFRESH_SECONDS}"><title>authz origin: performance</title><style>{STYLE}</style></head><body>
-<header><h1>Authorization origin: performance</h1><form method="post" action="/admin/logout"><button type="submit">Sign out</button></form></header>
-<section class="cards">
-<div class="card" id="tier"><span>performance tier</span><b>{tier}</b></div>
-<div class="card"><span>p50 / p95 / p99</span><b>{p50} / {p95} / {p99}</b></div>
-<div class="card"><span>throughput</span><b>{rps:.2} /s</b></div>
-<div class="card"><span>hit rate l1 / l2 / any</span><b>{l1} / {l2} / {any}</b></div>
-<div class="card"><span>error rate (5xx)</span><b>{errors}</b></div>
-<div class="card"><span>decisions in window</span><b>{decisions}</b></div>
-</section>
-<p class="meta">Window: last {span} s · refreshes every {REFRESH_SECONDS} s · rendered {rendered} UTC</p>
-<section class="charts">{latency}{throughput}{hit_rates}{pools}</section>
-<section><h2>Open alerts <small>{evaluated}</small></h2>{alerts}</section>
-<section class="tables">{tables}</section>
-</body></html>"#,
-        p50 = millis(summary.p50_ms),
-        p95 = millis(summary.p95_ms),
-        p99 = millis(summary.p99_ms),
-        rps = summary.throughput_rps,
-        l1 = percent(summary.l1_hit_rate),
-        l2 = percent(summary.l2_hit_rate),
-        any = percent(summary.cache_hit_rate),
-        errors = percent(summary.error_rate),
-        decisions = summary.counts.decisions(),
-        span = span.as_secs(),
-        rendered = clock(now),
-        latency = line_chart(&latency),
-        throughput = line_chart(&throughput),
-        hit_rates = line_chart(&hit_rates),
-        pools = line_chart(&pools),
-    )
+    .into_string()
 }
 
 const STYLE: &str = "body{font:14px/1.4 system-ui,-apple-system,'Segoe UI',sans-serif;margin:0 24px 24px;color:#1d2125;background:#f6f7f9}\
@@ -524,3 +512,20 @@ tr.critical td{background:#ffe3e3}tr.warning td{background:#fff3bf}.ok{color:#2b
 .login{max-width:360px;margin:80px auto;background:#fff;border:1px solid #d0d4da;border-radius:6px;padding:24px}\
 .login input{display:block;width:100%;margin:6px 0 12px;padding:6px;box-sizing:border-box}.notice{color:#c92a2a}\
 button{padding:6px 14px}";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_notice_cannot_inject_markup() {
+        let login = login_markup(Some("<script>alert(1)</script>")).into_string();
+        assert!(login.contains(r#"<p class="notice">&lt;script&gt;alert(1)&lt;/script&gt;</p>"#));
+        assert!(!login.contains("<script"), "{login}");
+        assert!(
+            login.contains(&format!("<style>{STYLE}</style>")),
+            "the style is verbatim"
+        );
+        assert!(login.contains(r#"action="/admin/login""#) && login.contains("required"));
+    }
+}

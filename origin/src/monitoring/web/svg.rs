@@ -1,9 +1,10 @@
 //! Server-rendered line charts as inline SVG: no script, no external asset, so the page works
 //! offline and under a `default-src 'none'` content security policy. Each series is one
 //! `<polyline>` (plus a dot on its last point, so a single sample still shows), and each chart
-//! carries `data-points` (the samples drawn) for tests and scripts. Text is HTML-escaped here.
+//! carries `data-points` (the samples drawn) for tests and scripts. Written with maud's `html!`, which
+//! escapes every spliced value, so a series name or a caption cannot inject markup.
 
-use std::fmt::Write as _;
+use maud::{Markup, html};
 
 const WIDTH: f64 = 560.0;
 const HEIGHT: f64 = 210.0;
@@ -38,22 +39,6 @@ pub struct Chart {
     pub y_max: Option<f64>,
     /// Its lines.
     pub series: Vec<Series>,
-}
-
-/// Escapes text for HTML and SVG.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            other => out.push(other),
-        }
-    }
-    out
 }
 
 /// `HH:MM:SS` (UTC) of a Unix time.
@@ -92,8 +77,13 @@ fn label(value: f64) -> String {
     }
 }
 
+/// A coordinate or a scale value as drawn: one decimal.
+fn at(value: f64) -> String {
+    format!("{value:.1}")
+}
+
 /// The chart as a `<figure>` holding the SVG and a legend with each series' last value.
-pub fn line_chart(chart: &Chart) -> String {
+pub fn line_chart(chart: &Chart) -> Markup {
     let total: usize = chart.series.iter().map(|series| series.points.len()).sum();
     let highest = chart
         .series
@@ -107,87 +97,67 @@ pub fn line_chart(chart: &Chart) -> String {
     let plot_height = HEIGHT - TOP - BOTTOM;
     let x = |t: f64| LEFT + ((t - x_from) / x_span).clamp(0.0, 1.0) * plot_width;
     let y = |v: f64| TOP + plot_height - (v / y_max).clamp(0.0, 1.0) * plot_height;
-
-    let mut svg = String::new();
-    let _ = write!(
-        svg,
-        r#"<figure class="chart" id="chart-{id}" data-points="{total}"><figcaption>{title}</figcaption><svg viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{title}" xmlns="http://www.w3.org/2000/svg">"#,
-        id = chart.id,
-        title = escape(chart.title),
-    );
-    // Grid and axis labels: 0, half and the top of the scale; the span's ends in time.
-    for fraction in [0.0, 0.5, 1.0] {
-        let value = y_max * fraction;
-        let _ = write!(
-            svg,
-            r##"<line x1="{LEFT}" x2="{x2}" y1="{y0:.1}" y2="{y0:.1}" stroke="#d0d4da" stroke-width="1"/><text x="{lx}" y="{ly:.1}" text-anchor="end" font-size="11" fill="#555">{text}</text>"##,
-            x2 = WIDTH - RIGHT,
-            y0 = y(value),
-            lx = LEFT - 6.0,
-            ly = y(value) + 4.0,
-            text = escape(&format!("{} {}", label(value), chart.unit)),
-        );
-    }
-    let _ = write!(
-        svg,
-        r##"<text x="{LEFT}" y="{ty}" font-size="11" fill="#555">{from}</text><text x="{middle_x}" y="{ty}" text-anchor="middle" font-size="11" fill="#555">{middle}</text><text x="{right}" y="{ty}" text-anchor="end" font-size="11" fill="#555">{to} UTC</text>"##,
-        ty = HEIGHT - 8.0,
-        right = WIDTH - RIGHT,
-        middle_x = LEFT + plot_width / 2.0,
-        from = clock(x_from),
-        middle = clock(x_from + x_span / 2.0),
-        to = clock(x_to),
-    );
-    for series in &chart.series {
-        if series.points.is_empty() {
-            continue;
-        }
+    let polyline = |series: &Series| -> String {
         let points: Vec<String> = series
             .points
             .iter()
-            .map(|(t, v)| format!("{:.1},{:.1}", x(*t), y(*v)))
+            .map(|(t, v)| format!("{},{}", at(x(*t)), at(y(*v))))
             .collect();
-        let _ = write!(
-            svg,
-            r#"<polyline class="series" data-series="{name}" points="{points}" fill="none" stroke="{color}" stroke-width="2" stroke-linejoin="round"/>"#,
-            name = escape(&series.name),
-            points = points.join(" "),
-            color = series.color,
-        );
-        if let Some((t, v)) = series.points.last() {
-            let _ = write!(
-                svg,
-                r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{}"/>"#,
-                x(*t),
-                y(*v),
-                series.color
-            );
+        points.join(" ")
+    };
+    let axis_y = HEIGHT - 8.0;
+
+    // SVG elements are closed explicitly (`{}`): inline SVG in HTML has no void elements.
+    html! {
+        figure class="chart" id={ "chart-" (chart.id) } data-points=(total) {
+            figcaption { (chart.title) }
+            svg viewBox={ "0 0 " (WIDTH) " " (HEIGHT) } role="img" aria-label=(chart.title)
+                xmlns="http://www.w3.org/2000/svg" {
+                // Grid and axis labels: 0, half and the top of the scale; the span's ends in
+                // time.
+                @for fraction in [0.0, 0.5, 1.0] {
+                    @let value = y_max * fraction;
+                    line x1=(LEFT) x2=(WIDTH - RIGHT) y1=(at(y(value))) y2=(at(y(value)))
+                        stroke="#d0d4da" stroke-width="1" {}
+                    text x=(LEFT - 6.0) y=(at(y(value) + 4.0)) text-anchor="end" font-size="11"
+                        fill="#555" { (label(value)) " " (chart.unit) }
+                }
+                text x=(LEFT) y=(axis_y) font-size="11" fill="#555" { (clock(x_from)) }
+                text x=(LEFT + plot_width / 2.0) y=(axis_y) text-anchor="middle" font-size="11"
+                    fill="#555" { (clock(x_from + x_span / 2.0)) }
+                text x=(WIDTH - RIGHT) y=(axis_y) text-anchor="end" font-size="11" fill="#555" {
+                    (clock(x_to)) " UTC"
+                }
+                @for series in &chart.series {
+                    @if let Some((t, v)) = series.points.last() {
+                        polyline class="series" data-series=(series.name) points=(polyline(series))
+                            fill="none" stroke=(series.color) stroke-width="2"
+                            stroke-linejoin="round" {}
+                        circle cx=(at(x(*t))) cy=(at(y(*v))) r="3" fill=(series.color) {}
+                    }
+                }
+                @if total == 0 {
+                    text x=(LEFT + plot_width / 2.0) y=(TOP + plot_height / 2.0)
+                        text-anchor="middle" font-size="13" fill="#888" { "no data yet" }
+                }
+            }
+            div class="legend" {
+                @for series in &chart.series {
+                    span {
+                        i style={ "background:" (series.color) } {}
+                        (series.name) ": "
+                        b {
+                            @match series.points.last() {
+                                Some((_, v)) => (label(*v)),
+                                None => "n/a",
+                            }
+                        }
+                        " " (chart.unit)
+                    }
+                }
+            }
         }
     }
-    if total == 0 {
-        let _ = write!(
-            svg,
-            r##"<text x="{cx}" y="{cy}" text-anchor="middle" font-size="13" fill="#888">no data yet</text>"##,
-            cx = LEFT + plot_width / 2.0,
-            cy = TOP + plot_height / 2.0,
-        );
-    }
-    svg.push_str("</svg><div class=\"legend\">");
-    for series in &chart.series {
-        let last = series
-            .points
-            .last()
-            .map_or_else(|| "n/a".to_owned(), |(_, v)| label(*v));
-        let _ = write!(
-            svg,
-            r#"<span><i style="background:{color}"></i>{name}: <b>{last}</b> {unit}</span>"#,
-            color = series.color,
-            name = escape(&series.name),
-            unit = escape(chart.unit),
-        );
-    }
-    svg.push_str("</div></figure>");
-    svg
 }
 
 #[cfg(test)]
@@ -208,16 +178,39 @@ mod tests {
                 points: vec![(0.0, 1.0), (50.0, 2.0), (100.0, 4.0)],
             }],
         };
-        let svg = line_chart(&chart);
-        assert!(svg.contains(r#"data-points="3""#), "{svg}");
+        let svg = line_chart(&chart).into_string();
+        assert!(svg.contains(r#"id="chart-t" data-points="3""#), "{svg}");
         assert!(svg.contains("a &lt;b&gt;"));
         assert!(svg.contains(r#"points="52.0,"#), "{svg}");
         assert!(svg.contains("p99: <b>4.0</b>"));
         let empty = line_chart(&Chart {
             series: vec![],
             ..chart
-        });
+        })
+        .into_string();
         assert!(empty.contains("no data yet") && empty.contains(r#"data-points="0""#));
+    }
+
+    #[test]
+    fn a_series_name_cannot_inject_markup() {
+        let svg = line_chart(&Chart {
+            id: "t",
+            title: "<script>alert(1)</script>",
+            unit: "ms",
+            x_range: (0.0, 100.0),
+            y_max: None,
+            series: vec![Series {
+                name: "<script>alert(1)</script>".to_owned(),
+                color: "#000",
+                points: vec![(0.0, 1.0)],
+            }],
+        })
+        .into_string();
+        assert!(
+            svg.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+            "{svg}"
+        );
+        assert!(!svg.contains("<script"), "{svg}");
     }
 
     #[test]
