@@ -37,7 +37,7 @@ use alerts::AlertBoard;
 use background::{alerts, persist, pools, webhook};
 use measure::window::{Window, unix_now};
 use web::session::LoginLinks;
-use web::{dashboard, page};
+use web::{dashboard, login, page};
 
 /// What monitoring reads of the process: handed over by the state (`FromRef`), so monitoring
 /// depends on the pieces it measures and not on the state that holds them.
@@ -143,7 +143,7 @@ where
         .routes(routes!(dashboard::database_health))
         .routes(routes!(dashboard::admin_performance_dashboard))
         .routes(routes!(page::page))
-        .routes(routes!(page::login_form, page::login))
-        .routes(routes!(page::login_link))
-        .routes(routes!(page::logout))
+        .routes(routes!(login::login_form, login::login))
+        .routes(routes!(login::login_link))
+        .routes(routes!(login::logout))
 }

@@ -2,6 +2,7 @@
 //! its login. Handlers read `monitoring::Handles`; each checks the admin credentials first.
 
 pub mod dashboard;
+pub mod login;
 pub mod page;
 pub mod session;
 pub mod svg;

@@ -10,19 +10,14 @@
 //! browser asking for HTML, API.md's JSON error otherwise); with another valid credential:
 //! 403. Nothing about the service is shown before login.
 
-use axum::Form;
-use axum::extract::rejection::FormRejection;
-use axum::extract::{RawQuery, State};
+use axum::extract::State;
 use axum::http::header::{
-    ACCEPT, AUTHORIZATION, CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, LOCATION,
-    REFERRER_POLICY, SET_COOKIE, WWW_AUTHENTICATE, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
+    ACCEPT, AUTHORIZATION, CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, REFERRER_POLICY,
+    WWW_AUTHENTICATE, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
 };
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
-use serde::Deserialize;
-use serde_json::json;
-use subtle::ConstantTimeEq;
 
 use crate::auth::authorize_admin;
 use crate::config::{Config, POOL_NAMES};
@@ -30,10 +25,10 @@ use crate::error::AppError;
 use crate::monitoring::Handles;
 use crate::monitoring::measure::tier::tier_of;
 use crate::monitoring::measure::window::{RING_SECONDS, unix_now};
-use crate::monitoring::web::session::{self, LINK_LIFETIME};
+use crate::monitoring::web::session;
 use crate::monitoring::web::svg::{Chart, Series, clock, line_chart};
 use crate::monitoring::web::tables::{alerts_table, millis, percent, pools_and_tiers};
-use crate::openapi::schemas::{ErrorSchema, MonitoringDocument};
+use crate::openapi::schemas::ErrorSchema;
 
 /// How often the page reloads itself.
 const REFRESH_SECONDS: u32 = 10;
@@ -43,7 +38,7 @@ const POOL_COLORS: [&str; 6] = [
     "#1c7ed6", "#7048e8", "#2b8a3e", "#e67700", "#c92a2a", "#0c8599",
 ];
 
-fn html(status: StatusCode, body: String) -> Response {
+pub(super) fn html(status: StatusCode, body: String) -> Response {
     let mut response = (status, body).into_response();
     let headers = response.headers_mut();
     for (name, value) in [
@@ -55,20 +50,6 @@ fn html(status: StatusCode, body: String) -> Response {
         (X_FRAME_OPTIONS, "DENY"),
     ] {
         headers.insert(name, HeaderValue::from_static(value));
-    }
-    response
-}
-
-fn see_other(location: &'static str, cookie: Option<String>) -> Response {
-    let mut response = StatusCode::SEE_OTHER.into_response();
-    response
-        .headers_mut()
-        .insert(LOCATION, HeaderValue::from_static(location));
-    response
-        .headers_mut()
-        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if let Some(value) = cookie.and_then(|cookie| HeaderValue::from_str(&cookie).ok()) {
-        response.headers_mut().insert(SET_COOKIE, value);
     }
     response
 }
@@ -105,7 +86,7 @@ fn check(headers: &HeaderMap, config: &Config) -> Result<(), AppError> {
     }
 }
 
-fn login_page(status: StatusCode, notice: Option<&str>) -> Response {
+pub(super) fn login_page(status: StatusCode, notice: Option<&str>) -> Response {
     html(status, login_markup(notice).into_string())
 }
 
@@ -170,134 +151,6 @@ pub async fn page(State(state): State<Handles>, headers: HeaderMap) -> Response 
         Ok(()) => html(StatusCode::OK, render(&state)),
         Err(error) => refused(error, &headers),
     }
-}
-
-/// `GET /admin/login[?link=<nonce>]`: the login form, or a one-time link's redemption.
-#[utoipa::path(
-    get,
-    path = "/admin/login",
-    tag = "monitoring",
-    summary = "the dashboard's login form, or a one-time login link",
-    description = "without `link`: the HTML login form; with `?link=<nonce>` from `POST /admin/login-link`: sets the page's session cookie and redirects to `/admin/` (303), or 401 when the link is unknown, used or expired",
-    responses(
-        (status = 200, description = "the login form", body = String, content_type = "text/html"),
-        (status = 303, description = "signed in"),
-        (status = 401, description = "an invalid link, with the login form", body = String, content_type = "text/html"),
-    ),
-)]
-pub async fn login_form(
-    State(state): State<Handles>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-) -> Response {
-    let link = query
-        .as_deref()
-        .and_then(|query| query.split('&').find_map(|pair| pair.strip_prefix("link=")));
-    let Some(link) = link else {
-        return login_page(StatusCode::OK, None);
-    };
-    match &state.config.admin_token {
-        Some(admin_token) if state.monitoring.login_links().redeem(link) => {
-            start_session(admin_token, &state, &headers)
-        }
-        _ => login_page(
-            StatusCode::UNAUTHORIZED,
-            Some("this login link is invalid, used or expired"),
-        ),
-    }
-}
-
-fn start_session(admin_token: &str, state: &Handles, headers: &HeaderMap) -> Response {
-    let lifetime = state.config.monitoring.admin_session;
-    let expires = unix_now() as u64 + lifetime.as_secs();
-    match session::session_value(admin_token, expires) {
-        Some(value) => see_other(
-            "/admin/",
-            Some(session::set_cookie(&value, lifetime, headers)),
-        ),
-        None => AppError::Forbidden("admin endpoints are disabled").into_response(),
-    }
-}
-
-/// The login form's fields.
-#[derive(Debug, Deserialize)]
-pub struct LoginForm {
-    token: String,
-}
-
-/// `POST /admin/login`: checks the token (constant time) and starts a session.
-#[utoipa::path(
-    post,
-    path = "/admin/login",
-    tag = "monitoring",
-    summary = "signs a browser in to the dashboard page",
-    description = "form field `token` (the admin token): sets the HttpOnly, SameSite=Strict session cookie accepted by `GET /admin/` only, and redirects there (303)",
-    responses(
-        (status = 303, description = "signed in"),
-        (status = 401, description = "a wrong token, with the login form", body = String, content_type = "text/html"),
-        (status = 403, description = "AUTHZ_ADMIN_TOKEN is not set", body = ErrorSchema),
-    ),
-)]
-pub async fn login(
-    State(state): State<Handles>,
-    headers: HeaderMap,
-    form: Result<Form<LoginForm>, FormRejection>,
-) -> Response {
-    let Some(admin_token) = &state.config.admin_token else {
-        return AppError::Forbidden("admin endpoints are disabled: AUTHZ_ADMIN_TOKEN is not set")
-            .into_response();
-    };
-    let valid = form.is_ok_and(|Form(form)| {
-        bool::from(form.token.trim().as_bytes().ct_eq(admin_token.as_bytes()))
-    });
-    if valid {
-        start_session(admin_token, &state, &headers)
-    } else {
-        login_page(StatusCode::UNAUTHORIZED, Some("invalid token"))
-    }
-}
-
-/// `POST /admin/login-link` (admin bearer token): a one-time login link for a browser.
-#[utoipa::path(
-    post,
-    path = "/admin/login-link",
-    tag = "monitoring",
-    summary = "a one-time login link for the dashboard page",
-    description = "`{\"path\": \"/admin/login?link=<nonce>\", \"expires_in_seconds\": 60}`: for a browser that cannot send the Authorization header; valid once",
-    responses(
-        (status = 200, description = "the link", body = MonitoringDocument),
-        (status = 401, description = "invalid bearer token", body = ErrorSchema),
-        (status = 403, description = "valid credentials that are not the admin token", body = ErrorSchema),
-    ),
-    security(("admin_token" = [])),
-)]
-pub async fn login_link(
-    State(state): State<Handles>,
-    headers: HeaderMap,
-) -> Result<Response, AppError> {
-    authorize_admin(&headers, &state.config)?;
-    let nonce = state.monitoring.login_links().issue();
-    let mut response = axum::Json(json!({
-        "path": format!("/admin/login?link={nonce}"),
-        "expires_in_seconds": LINK_LIFETIME.as_secs(),
-    }))
-    .into_response();
-    response
-        .headers_mut()
-        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
-}
-
-/// `POST /admin/logout`: ends the browser's session.
-#[utoipa::path(
-    post,
-    path = "/admin/logout",
-    tag = "monitoring",
-    summary = "signs the browser out of the dashboard page",
-    responses((status = 303, description = "cookie cleared")),
-)]
-pub async fn logout() -> Response {
-    see_other("/admin/login", Some(session::clear_cookie()))
 }
 
 /// The page's HTML.
