@@ -41,4 +41,7 @@ export PATH="$TOOLS/bin:$PATH"
 log "cargo machete (unused dependencies)"
 cargo machete
 log "cargo deny check licenses bans sources"
+# cargo deny reads the metadata of every platform's dependencies: fetch them (the registry is
+# reachable; a build only downloads the host's).
+cargo fetch --locked --quiet
 cargo deny --offline check licenses bans sources

@@ -189,6 +189,8 @@ pub async fn listen_forever(
 enum ListenError {
     #[error("{0}")]
     Postgres(#[from] tokio_postgres::Error),
+    #[error("{0}")]
+    Settings(#[from] crate::postgres_tls::TlsSettingsError),
     #[error("no answer within {0:?}")]
     Silent(Duration),
 }
@@ -199,12 +201,13 @@ async fn listen_once(
     heartbeat: Duration,
 ) -> Result<(), ListenError> {
     let deadline = heartbeat.max(Duration::from_secs(1));
-    let mut config: tokio_postgres::Config = database_url.parse()?;
-    config
+    let mut target = crate::postgres_tls::target(database_url)?;
+    target
+        .config
         .application_name("authz-origin/listener")
         .connect_timeout(deadline);
     let (client, mut connection) =
-        tokio::time::timeout(deadline, config.connect(tokio_postgres::NoTls))
+        tokio::time::timeout(deadline, target.config.connect(target.tls.clone()))
             .await
             .map_err(|_| ListenError::Silent(deadline))??;
     let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel();

@@ -17,6 +17,7 @@ pub mod invalidation;
 pub mod maintenance;
 pub mod monitoring;
 pub mod openapi;
+pub mod postgres_tls;
 pub mod rate_limit;
 pub mod routes;
 pub mod server;

@@ -170,9 +170,8 @@ async fn main() -> anyhow::Result<()> {
             );
         }
         Command::Seed(args) => {
-            let (mut client, connection) =
-                tokio_postgres::connect(&database_url()?, tokio_postgres::NoTls).await?;
-            let driver = tokio::spawn(connection);
+            let target = authz_origin::postgres_tls::target(&database_url()?)?;
+            let (mut client, driver) = authz_origin::postgres_tls::connect(&target).await?;
             let report = authz_seed::run(&mut client, &args.options()).await?;
             driver.abort();
             println!("{}", serde_json::to_string_pretty(&report)?);

@@ -322,9 +322,9 @@ pub fn primary_database_url<'a>(env: Env<'a>) -> Result<&'a str, ConfigError> {
 }
 
 fn check_postgres_url(variable: &'static str, url: &str) -> Result<(), ConfigError> {
-    url.parse::<tokio_postgres::Config>()
+    crate::postgres_tls::target(url)
         .map(|_| ())
-        .map_err(|error| invalid(variable, format!("not a postgres url: {error}")))
+        .map_err(|error| invalid(variable, error.to_string()))
 }
 
 #[cfg(test)]

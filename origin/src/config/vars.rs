@@ -48,7 +48,7 @@ const fn unset(name: &'static str, meaning: &'static str, when_unset: &'static s
 pub const VARIABLES: &[Variable] = &[
     unset(
         "POSTGRES_PRIMARY_URL",
-        "primary database (falls back to `DATABASE_URL`)",
+        "primary database (falls back to `DATABASE_URL`); TLS as libpq: `sslmode` `disable`, `prefer` (default), `require`, `verify-ca`, `verify-full`, and `sslrootcert` (a PEM file of CAs; the system roots by default)",
         "required",
     ),
     unset(

@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 use deadpool_postgres::{
     Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
 };
-use tokio_postgres::NoTls;
 
 use crate::config::{Config, POOL_NAMES};
 
@@ -163,9 +162,14 @@ pub enum Workload {
 impl Pools {
     /// Reads `connection_pool_config` from the primary (defaults when the table is missing or
     /// empty), applies the environment's overrides and builds the pools. Connections are made
-    /// lazily, so the origin starts even while Postgres is down.
+    /// lazily, so the origin starts even while Postgres is down; but a server whose TLS
+    /// certificate the URL's `sslmode` refuses (wrong CA, wrong host) stops the start with an
+    /// error naming the variable.
     pub async fn connect(config: &Config) -> anyhow::Result<Self> {
-        let rows = read_pool_config(&config.postgres_primary_url).await;
+        let rows = read_pool_config(&config.postgres_primary_url).await?;
+        if let Some(replica) = &config.postgres_replica_url {
+            refused_by_tls("POSTGRES_REPLICA_URL", replica).await?;
+        }
         let mut pools = HashMap::new();
         for name in POOL_NAMES {
             let mut settings = rows
@@ -241,7 +245,8 @@ fn build_pool(
     name: &str,
     request_timeout: Duration,
 ) -> anyhow::Result<Pool> {
-    let mut pg_config: tokio_postgres::Config = url.parse()?;
+    let target = crate::postgres_tls::target(url)?;
+    let mut pg_config = target.config;
     // The decision pools run only the facts statements, whose plans do not depend on their
     // arguments: the generic plan, always (see migrations/V8: a custom plan of the
     // single-question statement looks cheaper, but planning it again costs milliseconds).
@@ -259,7 +264,7 @@ fn build_pool(
         ));
     let manager = Manager::from_config(
         pg_config,
-        NoTls,
+        target.tls,
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         },
@@ -276,10 +281,26 @@ fn build_pool(
     Ok(pool)
 }
 
-async fn read_pool_config(url: &str) -> Vec<PoolSettings> {
+/// Fails when connecting to `url` is refused by TLS verification (an unreachable server is
+/// not an error here: the pools connect lazily).
+async fn refused_by_tls(variable: &str, url: &str) -> anyhow::Result<()> {
+    let target = crate::postgres_tls::target(url)?;
+    if let Ok(Err(error)) = tokio::time::timeout(
+        Duration::from_secs(5),
+        crate::postgres_tls::connect(&target),
+    )
+    .await
+        && crate::postgres_tls::is_tls_refusal(&error)
+    {
+        anyhow::bail!("invalid {variable}: the server's TLS certificate is refused: {error}");
+    }
+    Ok(())
+}
+
+async fn read_pool_config(url: &str) -> anyhow::Result<Vec<PoolSettings>> {
+    let target = crate::postgres_tls::target(url)?;
     let attempt = async {
-        let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
-        let driver = tokio::spawn(connection);
+        let (client, driver) = crate::postgres_tls::connect(&target).await?;
         let rows = client
             .query(
                 "SELECT pool_name, max_size::bigint, connect_timeout_ms::bigint, \
@@ -290,24 +311,31 @@ async fn read_pool_config(url: &str) -> Vec<PoolSettings> {
         driver.abort();
         rows
     };
-    match tokio::time::timeout(Duration::from_secs(5), attempt).await {
-        Ok(Ok(rows)) => rows
-            .iter()
-            .map(|row| PoolSettings {
-                name: row.get(0),
-                max_size: usize::try_from(row.get::<_, i64>(1)).unwrap_or(4).max(1),
-                connect_timeout_ms: u64::try_from(row.get::<_, i64>(2)).unwrap_or(2_000),
-                statement_timeout_ms: u64::try_from(row.get::<_, i64>(3)).unwrap_or(2_000),
-                target: row.get(4),
-            })
-            .collect(),
-        Ok(Err(error)) => {
-            tracing::warn!(%error, "connection_pool_config unreadable; using default pool sizes");
-            Vec::new()
-        }
-        Err(_) => {
-            tracing::warn!("connection_pool_config read timed out; using default pool sizes");
-            Vec::new()
-        }
-    }
+    Ok(
+        match tokio::time::timeout(Duration::from_secs(5), attempt).await {
+            Ok(Ok(rows)) => rows
+                .iter()
+                .map(|row| PoolSettings {
+                    name: row.get(0),
+                    max_size: usize::try_from(row.get::<_, i64>(1)).unwrap_or(4).max(1),
+                    connect_timeout_ms: u64::try_from(row.get::<_, i64>(2)).unwrap_or(2_000),
+                    statement_timeout_ms: u64::try_from(row.get::<_, i64>(3)).unwrap_or(2_000),
+                    target: row.get(4),
+                })
+                .collect(),
+            Ok(Err(error)) if crate::postgres_tls::is_tls_refusal(&error) => {
+                anyhow::bail!(
+                    "invalid POSTGRES_PRIMARY_URL: the server's TLS certificate is refused: {error}"
+                );
+            }
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "connection_pool_config unreadable; using default pool sizes");
+                Vec::new()
+            }
+            Err(_) => {
+                tracing::warn!("connection_pool_config read timed out; using default pool sizes");
+                Vec::new()
+            }
+        },
+    )
 }

@@ -333,13 +333,40 @@ async fn run(command: Command, log: Option<&PathBuf>) {
 pub(crate) struct PgCluster {
     port: u16,
     dir: ScratchDir,
+    /// Extra `postgres` options (`-c ...`).
+    options: String,
 }
 
 impl PgCluster {
     pub(crate) async fn start() -> Self {
+        let cluster = Self::init("").await;
+        cluster.pg_start().await;
+        cluster
+    }
+
+    /// A cluster serving TLS (`ssl=on`) with `certificate` and `key` (PEM) as the server's.
+    pub(crate) async fn start_with_tls(certificate: &str, key: &str) -> Self {
+        let cluster = Self::init("-c ssl=on").await;
+        for (name, content) in [("server.crt", certificate), ("server.key", key)] {
+            let path = cluster.data().join(name);
+            std::fs::write(&path, content).expect("write the server's certificate");
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                .expect("chmod");
+            if running_as_root() {
+                let mut chown = Command::new("chown");
+                chown.arg("postgres:postgres").arg(&path);
+                run(chown, None).await;
+            }
+        }
+        cluster.pg_start().await;
+        cluster
+    }
+
+    async fn init(options: &str) -> Self {
         let cluster = Self {
             port: free_port(),
             dir: ScratchDir::new("pg"),
+            options: options.to_owned(),
         };
         if running_as_root() {
             let mut chown = Command::new("chown");
@@ -353,7 +380,6 @@ impl PgCluster {
             .args(["--auth=trust", "-U", "postgres", "--no-sync", "--no-locale"])
             .args(["-E", "UTF8"]);
         run(initdb, None).await;
-        cluster.pg_start().await;
         cluster
     }
 
@@ -363,6 +389,11 @@ impl PgCluster {
 
     fn log(&self) -> PathBuf {
         self.dir.0.join("postgres.log")
+    }
+
+    /// The cluster's port.
+    pub(crate) const fn port(&self) -> u16 {
+        self.port
     }
 
     pub(crate) fn url(&self, database: &str) -> String {
@@ -379,9 +410,10 @@ impl PgCluster {
             .arg(self.log())
             .args(["-w", "-t", "20", "-o"])
             .arg(format!(
-                "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+                "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off {}",
                 self.port,
-                self.dir.0.display()
+                self.dir.0.display(),
+                self.options
             ))
             .arg("start");
         run(start, Some(&self.log())).await;

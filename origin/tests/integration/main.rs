@@ -15,4 +15,5 @@ mod rate_limit;
 mod refresh;
 mod schema;
 mod support;
+mod tls;
 mod warming;

@@ -255,14 +255,11 @@ impl Context<'_> {
     /// A plain connection to the primary.
     pub async fn connect(&self) -> Result<tokio_postgres::Client, String> {
         let url = self.database_url()?;
-        let connect = tokio_postgres::connect(url, tokio_postgres::NoTls);
+        let target = authz_origin::postgres_tls::target(url)
+            .map_err(|error| format!("cannot connect to the database: {error}"))?;
+        let connect = authz_origin::postgres_tls::connect(&target);
         match tokio::time::timeout(Duration::from_secs(10), connect).await {
-            Ok(Ok((client, connection))) => {
-                tokio::spawn(async move {
-                    let _ = connection.await;
-                });
-                Ok(client)
-            }
+            Ok(Ok((client, _driver))) => Ok(client),
             Ok(Err(error)) => Err(format!("cannot connect to the database: {error}")),
             Err(_) => Err("cannot connect to the database: timed out".to_owned()),
         }
