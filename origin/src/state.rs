@@ -99,6 +99,7 @@ impl AppState {
             let tier = RedisTier::new(
                 *name,
                 url,
+                config.redis_ca_pem.as_deref(),
                 &config.redis_prefix,
                 config.redis_timeout,
                 breaker,

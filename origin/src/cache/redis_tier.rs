@@ -82,16 +82,29 @@ impl std::fmt::Debug for RedisTier {
 
 impl RedisTier {
     /// A tier on `url`. Connects lazily, so a Redis that is down at start only opens the breaker.
+    /// A `rediss://` URL speaks TLS, verified against `ca_pem` (PEM certificates) when given,
+    /// else against the system's roots.
     pub fn new(
         name: RedisTierName,
         url: &str,
+        ca_pem: Option<&[u8]>,
         prefix: &str,
         timeout: Duration,
         breaker: Breaker,
     ) -> Result<Arc<Self>, redis::RedisError> {
+        let client = match ca_pem {
+            Some(pem) if url.starts_with("rediss://") => redis::Client::build_with_tls(
+                url,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem.to_vec()),
+                },
+            )?,
+            _ => redis::Client::open(url)?,
+        };
         Ok(Arc::new(Self {
             name,
-            client: redis::Client::open(url)?,
+            client,
             connection: OnceCell::new(),
             prefix: format!("{prefix}{}:", name.as_str()),
             timeout,

@@ -103,6 +103,9 @@ pub struct Config {
     pub postgres_replica_url: Option<String>,
     /// Per tier: its Redis URL (`REDIS_<TIER>_URL`, else `REDIS_URL`), or none (Redis off).
     pub redis_urls: HashMap<RedisTierName, String>,
+    /// `AUTHZ_REDIS_CA_FILE`: the PEM certificates of the CAs trusted for `rediss://` tiers
+    /// (read at start), else the system's roots.
+    pub redis_ca_pem: Option<Vec<u8>>,
     /// `AUTHZ_REDIS_PREFIX`: prepended to every Redis key (default `authz:`), so several
     /// deployments or test runs can share one server.
     pub redis_prefix: String,
@@ -264,6 +267,7 @@ impl Config {
             postgres_primary_url,
             postgres_replica_url,
             redis_urls,
+            redis_ca_pem: redis_ca_pem(env)?,
             redis_prefix: env.parse("AUTHZ_REDIS_PREFIX", "a prefix")?,
             redis_timeout: env.millis("AUTHZ_REDIS_TIMEOUT_MS")?,
             breaker_failures,
@@ -319,6 +323,25 @@ pub fn primary_database_url<'a>(env: Env<'a>) -> Result<&'a str, ConfigError> {
         .ok_or_else(|| invalid("POSTGRES_PRIMARY_URL", "required (or DATABASE_URL)"))?;
     check_postgres_url("POSTGRES_PRIMARY_URL", url)?;
     Ok(url)
+}
+
+/// `AUTHZ_REDIS_CA_FILE`'s certificates, read once.
+fn redis_ca_pem(env: Env<'_>) -> Result<Option<Vec<u8>>, ConfigError> {
+    let Some(path) = env.get("AUTHZ_REDIS_CA_FILE") else {
+        return Ok(None);
+    };
+    let pem = std::fs::read(path)
+        .map_err(|error| invalid("AUTHZ_REDIS_CA_FILE", format!("{path:?}: {error}")))?;
+    if !pem
+        .windows(b"-----BEGIN CERTIFICATE-----".len())
+        .any(|window| window == b"-----BEGIN CERTIFICATE-----")
+    {
+        return Err(invalid(
+            "AUTHZ_REDIS_CA_FILE",
+            format!("{path:?} holds no PEM certificate"),
+        ));
+    }
+    Ok(Some(pem))
 }
 
 fn check_postgres_url(variable: &'static str, url: &str) -> Result<(), ConfigError> {

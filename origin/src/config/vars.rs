@@ -86,6 +86,11 @@ pub const VARIABLES: &[Variable] = &[
         "Redis of the `user` tier (user fact pieces)",
         "`REDIS_URL`",
     ),
+    unset(
+        "AUTHZ_REDIS_CA_FILE",
+        "PEM file of the CAs that sign the Redis servers' certificates, for `rediss://` URLs (TLS; a `#insecure` URL fragment skips verification)",
+        "the system roots",
+    ),
     value("AUTHZ_LISTEN", "address to serve on", "127.0.0.1:8080"),
     unset(
         "AUTHZ_SERVICE_TOKEN",

@@ -185,7 +185,7 @@ async fn wait_for_keys(redis: &TestRedis, count: usize) -> Vec<String> {
 // Servers of our own
 
 /// A free TCP port on 127.0.0.1 (free when asked; the server binds it right after).
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .expect("free port")

@@ -303,3 +303,176 @@ async fn postgres_over_tls_honours_sslmode_and_sslrootcert() {
     assert_eq!(plain, 0);
     origin.stop().await;
 }
+
+/// A `redis-server` serving only TLS (`--port 0 --tls-port`) with the test's certificate.
+struct TlsRedis {
+    port: u16,
+    child: std::process::Child,
+}
+
+impl TlsRedis {
+    async fn start(certificates: &Certificates) -> Self {
+        let port = crate::faults::free_port();
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                "0",
+                "--tls-port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+            ])
+            .args(["--tls-cert-file", &certificates.path("server.crt")])
+            .args(["--tls-key-file", &certificates.path("server.key")])
+            .args([
+                "--tls-auth-clients",
+                "no",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .args(["--daemonize", "no", "--loglevel", "warning"])
+            .arg("--dir")
+            .arg(&certificates.dir)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server on PATH");
+        // Owned before waiting, so that a failed start still stops it (Drop).
+        let server = Self { port, child };
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return server;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("redis-server --tls-port {port} did not listen");
+    }
+
+    fn url(&self) -> String {
+        format!("rediss://localhost:{}", self.port)
+    }
+}
+
+impl Drop for TlsRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An origin whose Redis tiers all point at `redis`, trusting `ca`, with its own key prefix.
+fn redis_vars(
+    db: &support::TestDb,
+    redis: &TlsRedis,
+    ca: &str,
+    prefix: &str,
+) -> HashMap<String, String> {
+    let mut vars = support::origin_vars(db, None);
+    vars.insert("REDIS_URL".to_owned(), redis.url());
+    vars.insert("AUTHZ_REDIS_CA_FILE".to_owned(), ca.to_owned());
+    vars.insert("AUTHZ_REDIS_PREFIX".to_owned(), prefix.to_owned());
+    vars
+}
+
+fn question() -> serde_json::Value {
+    serde_json::json!({
+        "user_id": uuid::Uuid::new_v4(),
+        "resource_type": "generation",
+        "resource_id": uuid::Uuid::new_v4(),
+        "operation": "read",
+    })
+}
+
+#[tokio::test]
+async fn redis_over_tls_with_a_private_ca_and_the_breaker_on_a_refused_certificate() {
+    let certificates = Certificates::make();
+    let redis = TlsRedis::start(&certificates).await;
+    let db = support::TestDb::new().await;
+    let prefix = format!(
+        "authz-tls-{}:",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+
+    // The right CA: every tier answers over TLS and decisions are written to it.
+    let origin = TestOrigin::start(redis_vars(
+        &db,
+        &redis,
+        &certificates.path("ca.crt"),
+        &prefix,
+    ))
+    .await;
+    let (status, body) = origin.authorize(question()).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, health) = origin.get("/api/v1/health", None).await;
+    assert_eq!(status, 200, "{health}");
+    assert_eq!(health["status"], "ok", "{health}");
+    for tier in ["authorization", "session", "generation", "user"] {
+        assert_eq!(
+            health["redis"]["tiers"][tier]["reachable"], true,
+            "{tier}: {health}"
+        );
+    }
+    let ca = std::fs::read(certificates.dir.join("ca.crt")).expect("ca");
+    let client = redis::Client::build_with_tls(
+        redis.url(),
+        redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(ca),
+        },
+    )
+    .expect("tls client");
+    let mut connection = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect over tls");
+    let mut written = Vec::new();
+    for _ in 0..50 {
+        written = redis::cmd("KEYS")
+            .arg(format!("{prefix}authorization:*"))
+            .query_async(&mut connection)
+            .await
+            .expect("keys");
+        if !written.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(
+        !written.is_empty(),
+        "the decision was written to Redis over TLS"
+    );
+    let _: Vec<String> = written;
+    origin.stop().await;
+
+    // A CA that did not sign the server: Redis is unreachable, the breaker opens, health says
+    // degraded, and decisions still come from Postgres.
+    let origin = TestOrigin::start(redis_vars(
+        &db,
+        &redis,
+        &certificates.path("other-ca.crt"),
+        &prefix,
+    ))
+    .await;
+    for _ in 0..8 {
+        let (status, body) = origin.authorize(question()).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["source"], "db", "{body}");
+    }
+    let (_, health) = origin.get("/api/v1/health", None).await;
+    assert_eq!(health["status"], "degraded", "{health}");
+    assert_eq!(
+        health["redis"]["tiers"]["authorization"]["reachable"], false,
+        "{health}"
+    );
+    assert_eq!(
+        health["redis"]["tiers"]["authorization"]["breaker"], "open",
+        "{health}"
+    );
+    origin.stop().await;
+}
