@@ -64,7 +64,7 @@ struct ValidateArgs {
     #[arg(long)]
     database_url: Option<String>,
     /// The running origin to measure, e.g. http://127.0.0.1:8080 (performance, concurrency,
-    /// improvement) [env: AUTHZ_ORIGIN_URL]
+    /// improvement) [env: AUTHZ_ORIGIN_URL, else the deployment guide's API_BASE_URL]
     #[arg(long)]
     origin: Option<String>,
     /// The origin's service token [env: AUTHZ_SERVICE_TOKEN]
@@ -107,7 +107,9 @@ async fn validate_command(args: ValidateArgs) -> anyhow::Result<bool> {
     let env = Env::new(&vars);
     let origin = args
         .origin
-        .or_else(|| env.get("AUTHZ_ORIGIN_URL").map(str::to_owned));
+        .or_else(|| env.get("AUTHZ_ORIGIN_URL").map(str::to_owned))
+        // The deployment guide's name, so its command works as written.
+        .or_else(|| env.get("API_BASE_URL").map(str::to_owned));
     let service_token = args
         .service_token
         .or_else(|| env.get("AUTHZ_SERVICE_TOKEN").map(str::to_owned));

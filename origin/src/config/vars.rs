@@ -257,6 +257,11 @@ pub const VARIABLES: &[Variable] = &[
         "the running origin `authz-origin validate` measures (`--origin`)",
         "none",
     ),
+    unset(
+        "API_BASE_URL",
+        "the deployment guide's name for the origin `authz-origin validate` measures, read when neither `--origin` nor `AUTHZ_ORIGIN_URL` is set",
+        "none",
+    ),
 ];
 
 /// The table's entry for `name`.

@@ -169,6 +169,23 @@ async fn a_healthy_seeded_deployment_passes_every_phase() {
             .as_array()
             .is_some_and(|checks| checks.len() >= 9)
     );
+
+    // The deployment guide's names: DATABASE_URL and API_BASE_URL, no flags.
+    let mut guide = vars.clone();
+    let database = guide.remove("POSTGRES_PRIMARY_URL").expect("database url");
+    guide.insert("DATABASE_URL".to_owned(), database);
+    guide.insert("API_BASE_URL".to_owned(), origin.base.clone());
+    let output = Command::new(env!("CARGO_BIN_EXE_authz-origin"))
+        .env_clear()
+        .envs(&guide)
+        .args(["validate", "--json", "--phase", "performance"])
+        .args(["--requests", "100", "--samples", "20"])
+        .output()
+        .await
+        .expect("run authz-origin validate with the guide's variables");
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json report");
+    assert_eq!(json["passed"], true, "{json}");
+    assert_eq!(json["phases"], serde_json::json!(["performance"]));
 }
 
 #[tokio::test]
