@@ -7,7 +7,7 @@
 //! and local-dev warnings).
 //! This module must not hold any rule: it only hands values to the handlers.
 
-use authz_core::jwt::JwtKey;
+use authz_core::jwt::{JwtConfig, JwtKey};
 use worker::{Env, KvStore};
 
 use crate::error::EdgeError;
@@ -27,7 +27,14 @@ pub const AUTHZ_JWT_SECRET: &str = "AUTHZ_JWT_SECRET";
 /// The KV namespace bindings.
 pub const KV_NAMESPACES: [&str; 1] = [AUTHZ_CACHE];
 /// The plain-text vars.
-pub const VARS: [&str; 2] = [ORIGIN_URL, AUTHZ_EDGE_MEMORY_CACHE_ENTRIES];
+pub const VARS: [&str; 6] = [
+    ORIGIN_URL,
+    AUTHZ_EDGE_MEMORY_CACHE_ENTRIES,
+    JwtConfig::VARIABLES[0],
+    JwtConfig::VARIABLES[1],
+    JwtConfig::VARIABLES[2],
+    JwtConfig::VARIABLES[3],
+];
 /// The secrets (set with `wrangler secret put NAME`).
 pub const SECRETS: [&str; 2] = [AUTHZ_SERVICE_TOKEN, AUTHZ_JWT_SECRET];
 
@@ -39,6 +46,29 @@ pub const DEFAULT_MEMORY_CACHE_ENTRIES: usize = 4096;
 pub fn jwt_key(env: &Env) -> Option<JwtKey> {
     let secret = env.secret(AUTHZ_JWT_SECRET).ok()?.to_string();
     JwtKey::new(secret.as_bytes())
+}
+
+/// The end-user JWT policy (audience, issuer, leeway, maximum lifetime) from the origin's
+/// variables (`JwtConfig::VARIABLES`), parsed by the core as the origin parses them, so the edge
+/// refuses exactly the tokens the origin refuses. A bad value is refused (503, logged).
+pub fn jwt_config(env: &Env) -> Result<JwtConfig, EdgeError> {
+    let values: Vec<(&str, String)> = JwtConfig::VARIABLES
+        .iter()
+        .filter_map(|name| env.var(name).ok().map(|value| (*name, value.to_string())))
+        .collect();
+    JwtConfig::from_vars(|name| {
+        values
+            .iter()
+            .find(|(variable, _)| *variable == name)
+            .map(|(_, value)| value.as_str())
+    })
+    .map_err(|(variable, _)| {
+        EdgeError::Misconfigured(if variable == "AUTHZ_JWT_LEEWAY_SECONDS" {
+            "AUTHZ_JWT_LEEWAY_SECONDS must be a whole number of seconds"
+        } else {
+            "AUTHZ_JWT_MAX_LIFETIME_SECONDS must be a positive whole number of seconds"
+        })
+    })
 }
 
 /// The KV namespace.

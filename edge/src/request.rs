@@ -19,6 +19,7 @@ use crate::error::EdgeError;
 pub fn principal(
     authorization: Option<&str>,
     key: Option<&JwtKey>,
+    policy: &JwtConfig,
     now_unix_seconds: i64,
 ) -> Result<Principal, EdgeError> {
     let Some(value) = authorization else {
@@ -35,7 +36,7 @@ pub fn principal(
     let key = key.ok_or(EdgeError::Unauthenticated(
         "end-user tokens are not accepted",
     ))?;
-    jwt::verify(token, key, &JwtConfig::default(), now_unix_seconds)
+    jwt::verify(token, key, policy, now_unix_seconds)
         .map(|claims| Principal::User(claims.sub))
         .map_err(EdgeError::jwt)
 }
@@ -71,9 +72,17 @@ mod tests {
     fn principal_table() {
         let key = JwtKey::new(SECRET).unwrap();
         let token = jwt::sign_hs256(&format!(r#"{{"sub":"{USER}","exp":{}}}"#, NOW + 60), &key);
-        assert_eq!(principal(None, Some(&key), NOW), Ok(Principal::Anonymous));
         assert_eq!(
-            principal(Some(&format!("Bearer {token}")), Some(&key), NOW),
+            principal(None, Some(&key), &JwtConfig::default(), NOW),
+            Ok(Principal::Anonymous)
+        );
+        assert_eq!(
+            principal(
+                Some(&format!("Bearer {token}")),
+                Some(&key),
+                &JwtConfig::default(),
+                NOW
+            ),
             Ok(user())
         );
         for bad in [
@@ -84,20 +93,30 @@ mod tests {
         ] {
             assert!(
                 matches!(
-                    principal(Some(&bad), Some(&key), NOW),
+                    principal(Some(&bad), Some(&key), &JwtConfig::default(), NOW),
                     Err(EdgeError::Unauthenticated(_))
                 ),
                 "{bad}"
             );
         }
         assert_eq!(
-            principal(Some(&format!("Bearer {token}")), None, NOW),
+            principal(
+                Some(&format!("Bearer {token}")),
+                None,
+                &JwtConfig::default(),
+                NOW
+            ),
             Err(EdgeError::Unauthenticated(
                 "end-user tokens are not accepted"
             ))
         );
         assert_eq!(
-            principal(Some(&format!("Bearer {token}")), Some(&key), NOW + 3600),
+            principal(
+                Some(&format!("Bearer {token}")),
+                Some(&key),
+                &JwtConfig::default(),
+                NOW + 3600
+            ),
             Err(EdgeError::Unauthenticated("token expired"))
         );
     }

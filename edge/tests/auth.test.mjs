@@ -79,6 +79,53 @@ for (const [name, make] of Object.entries(refused)) {
   });
 }
 
+test("the origin's JWT policy holds at the edge: audience, issuer, lifetime → 401, origin never called", async () => {
+  const strict = await startEdge({
+    originUrl: proxy.url,
+    vars: {
+      AUTHZ_JWT_AUDIENCE: "authz-test",
+      AUTHZ_JWT_ISSUER: "https://issuer.test",
+      AUTHZ_JWT_MAX_LIFETIME_SECONDS: "600",
+    },
+  });
+  try {
+    const now = nowSeconds();
+    const good = { sub: user, aud: "authz-test", iss: "https://issuer.test", iat: now, exp: now + 300 };
+    const { aud: _aud, ...noAudience } = good;
+    const { iss: _iss, ...noIssuer } = good;
+    const { iat: _iat, ...noStart } = good;
+    const cases = {
+      "wrong audience": { ...good, aud: "another-service" },
+      "no audience": noAudience,
+      "wrong issuer": { ...good, iss: "https://elsewhere.test" },
+      "no issuer": noIssuer,
+      "lifetime over the maximum": { ...good, exp: now + 3600 },
+      "no iat or nbf under a maximum lifetime": noStart,
+    };
+    for (const [name, claims] of Object.entries(cases)) {
+      const calls = proxy.total();
+      const response = await strict.request(authorizePath(question), { token: mintJwt(claims) });
+      assert.equal(response.status, 401, `${name}: ${response.text}`);
+      assert.equal(response.json.error.code, "unauthenticated", name);
+      assert.equal(proxy.total(), calls, `${name}: the origin was never called`);
+    }
+    const calls = proxy.count("/v1/authorize");
+    const response = await strict.request(authorizePath(question), { token: mintJwt(good) });
+    assert.equal(response.status, 200, response.text);
+    assert.equal(proxy.count("/v1/authorize"), calls + 1);
+  } finally {
+    await strict.dispose();
+  }
+  // A policy variable that does not parse is refused, never ignored.
+  const broken = await startEdge({ originUrl: proxy.url, vars: { AUTHZ_JWT_LEEWAY_SECONDS: "soon" } });
+  try {
+    const response = await broken.request(authorizePath(question), { token: valid() });
+    assert.equal(response.status, 503, response.text);
+  } finally {
+    await broken.dispose();
+  }
+});
+
 test("other Authorization headers → 401, origin never called", async () => {
   const calls = proxy.total();
   for (const header of [`Basic ${Buffer.from("a:b").toString("base64")}`, "Bearer", "Bearer   ", valid()]) {

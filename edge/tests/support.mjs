@@ -57,11 +57,12 @@ export function workerModules() {
  * wrangler.toml default); `onLog({ level, message, timestamp })`, when given, receives the
  * worker's log lines instead of this process's stdout (a load test's thousands of 503s).
  */
-export async function startEdge({ originUrl, memoryEntries, jwtSecret, onLog } = {}) {
+export async function startEdge({ originUrl, memoryEntries, jwtSecret, onLog, vars } = {}) {
   const bindings = {
     ORIGIN_URL: originUrl ?? ORIGIN_URL(),
     AUTHZ_SERVICE_TOKEN: SERVICE_TOKEN(),
     AUTHZ_JWT_SECRET: jwtSecret ?? JWT_SECRET(),
+    ...(vars ?? {}),
   };
   if (memoryEntries !== undefined) bindings.AUTHZ_EDGE_MEMORY_CACHE_ENTRIES = String(memoryEntries);
   const mf = new Miniflare({

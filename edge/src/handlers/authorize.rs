@@ -21,6 +21,7 @@ pub async fn handle(request: Request, env: &Env, ctx: &Context) -> Result<Respon
     let principal = request::principal(
         authorization(&request).as_deref(),
         bindings::jwt_key(env).as_ref(),
+        &bindings::jwt_config(env)?,
         started.as_seconds(),
     )?;
     let url = request

@@ -23,6 +23,7 @@ pub async fn handle(mut request: Request, env: &Env, ctx: &Context) -> Result<Re
     let principal = request::principal(
         authorization(&request).as_deref(),
         bindings::jwt_key(env).as_ref(),
+        &bindings::jwt_config(env)?,
         started.as_seconds(),
     )?;
     // Refuse a declared oversized body before reading it.

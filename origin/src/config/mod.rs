@@ -223,11 +223,9 @@ impl Config {
                     .ok_or_else(|| invalid("AUTHZ_JWT_SECRET", "must not be empty"))
             })
             .transpose()?;
-        let jwt = JwtConfig {
-            leeway_seconds: env.number("AUTHZ_JWT_LEEWAY_SECONDS")?,
-            audience: env.get("AUTHZ_JWT_AUDIENCE").map(str::to_owned),
-            ..JwtConfig::default()
-        };
+        // The core parses the claims policy, so the edge reads the same variables alike.
+        let jwt = JwtConfig::from_vars(|name| env.get(name))
+            .map_err(|(variable, message)| invalid(variable, message))?;
         for name in ["AUTHZ_SERVICE_TOKEN", "AUTHZ_ADMIN_TOKEN"] {
             if env.get(name).is_some_and(|token| token.len() < 16) {
                 return Err(invalid(name, "must be at least 16 characters"));

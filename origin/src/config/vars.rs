@@ -117,6 +117,16 @@ pub const VARIABLES: &[Variable] = &[
         "the `aud` end-user JWTs must carry",
         "none",
     ),
+    unset(
+        "AUTHZ_JWT_ISSUER",
+        "the `iss` end-user JWTs must carry",
+        "none",
+    ),
+    unset(
+        "AUTHZ_JWT_MAX_LIFETIME_SECONDS",
+        "longest lifetime (`exp` minus `iat`, else minus `nbf`) of an end-user JWT; one with neither is refused",
+        "none",
+    ),
     value(
         "AUTHZ_GRANT_TTL_MS",
         "decision cache TTL of grants (never past a share's expiry)",

@@ -200,6 +200,56 @@ async fn credentials_are_checked() {
 }
 
 #[tokio::test]
+async fn the_jwt_policy_variables_refuse_audience_issuer_and_lifetime() {
+    let db = TestDb::new().await;
+    let mut vars = support::origin_vars(&db, None);
+    for (name, value) in [
+        ("AUTHZ_JWT_AUDIENCE", "authz-test"),
+        ("AUTHZ_JWT_ISSUER", "https://issuer.test"),
+        ("AUTHZ_JWT_MAX_LIFETIME_SECONDS", "600"),
+    ] {
+        vars.insert(name.to_owned(), value.to_owned());
+    }
+    let origin = TestOrigin::start(vars).await;
+    let key = authz_core::jwt::JwtKey::new(support::JWT_SECRET.as_bytes()).expect("key");
+    let now = authz_origin::clock::now().as_seconds();
+    let good = json!({"sub": USER, "aud": "authz-test", "iss": "https://issuer.test",
+        "iat": now, "exp": now + 300});
+    let body =
+        json!({"resource_type": "generation", "resource_id": GENERATION, "operation": "read"});
+    let with = |change: &dyn Fn(&mut serde_json::Value)| {
+        let mut claims = good.clone();
+        change(&mut claims);
+        authz_core::jwt::sign_hs256(&claims.to_string(), &key)
+    };
+    let (status, answer) = origin
+        .post("/v1/authorize", Some(&with(&|_| {})), body.clone())
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    for (name, token) in [
+        (
+            "wrong audience",
+            with(&|c| c["aud"] = json!("another-service")),
+        ),
+        (
+            "wrong issuer",
+            with(&|c| c["iss"] = json!("https://elsewhere.test")),
+        ),
+        (
+            "lifetime over the maximum",
+            with(&|c| c["exp"] = json!(now + 3_600)),
+        ),
+    ] {
+        let (status, answer) = origin
+            .post("/v1/authorize", Some(&token), body.clone())
+            .await;
+        assert_eq!(status, 401, "{name}: {answer}");
+        assert_eq!(answer["error"]["code"], "unauthenticated", "{name}");
+    }
+    origin.stop().await;
+}
+
+#[tokio::test]
 async fn oversized_bodies_and_batches_get_a_413() {
     let db = TestDb::new().await;
     let origin = TestOrigin::start(support::origin_vars(&db, None)).await;

@@ -21,7 +21,9 @@
 //!   `aud` twice is refused, so two parsers can never read two different values.
 //! - Numeric dates must be JSON integers that fit an `i64`; `1.7e9`, `"1700000000"` and `null`
 //!   are [`JwtError::InvalidClaims`]. `iat` is type-checked but not compared with `now`.
-//! - `aud` is only checked when [`JwtConfig::audience`] is set; otherwise it is ignored.
+//! - `aud` is only checked when [`JwtConfig::audience`] is set; otherwise it is ignored;
+//!   likewise `iss` ([`JwtConfig::issuer`]) and the lifetime
+//!   ([`JwtConfig::max_lifetime_seconds`]).
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -51,6 +53,11 @@ pub struct JwtConfig {
     pub audience: Option<String>,
     /// Longest token accepted, in bytes, checked before any decoding. Default 8192.
     pub max_token_bytes: usize,
+    /// When set, `iss` must equal it. Default `None`: `iss` is not checked.
+    pub issuer: Option<String>,
+    /// When set, a token whose lifetime (`exp` minus `iat`, else minus `nbf`) is longer, or
+    /// unknown (neither `iat` nor `nbf`), is refused. Default `None`.
+    pub max_lifetime_seconds: Option<u64>,
 }
 
 impl JwtConfig {
@@ -58,6 +65,47 @@ impl JwtConfig {
     pub const DEFAULT_LEEWAY_SECONDS: u64 = 30;
     /// Default of [`JwtConfig::max_token_bytes`].
     pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8192;
+
+    /// The variables both services read the claims policy from, so that the edge refuses
+    /// exactly what the origin refuses: `AUTHZ_JWT_AUDIENCE`, `AUTHZ_JWT_ISSUER`,
+    /// `AUTHZ_JWT_LEEWAY_SECONDS`, `AUTHZ_JWT_MAX_LIFETIME_SECONDS`.
+    pub const VARIABLES: [&'static str; 4] = [
+        "AUTHZ_JWT_AUDIENCE",
+        "AUTHZ_JWT_ISSUER",
+        "AUTHZ_JWT_LEEWAY_SECONDS",
+        "AUTHZ_JWT_MAX_LIFETIME_SECONDS",
+    ];
+
+    /// The policy from those variables (`get` returns a variable's value; unset or blank is
+    /// the default), or the variable at fault and what it must be.
+    pub fn from_vars<'a>(
+        get: impl Fn(&str) -> Option<&'a str>,
+    ) -> Result<Self, (&'static str, &'static str)> {
+        let value = |name: &str| get(name).map(str::trim).filter(|value| !value.is_empty());
+        let leeway_seconds = match value("AUTHZ_JWT_LEEWAY_SECONDS") {
+            None => Self::DEFAULT_LEEWAY_SECONDS,
+            Some(text) => text.parse().map_err(|_| {
+                (
+                    "AUTHZ_JWT_LEEWAY_SECONDS",
+                    "expected a whole number of seconds",
+                )
+            })?,
+        };
+        let max_lifetime_seconds = match value("AUTHZ_JWT_MAX_LIFETIME_SECONDS") {
+            None => None,
+            Some(text) => Some(text.parse::<u64>().ok().filter(|n| *n > 0).ok_or((
+                "AUTHZ_JWT_MAX_LIFETIME_SECONDS",
+                "expected a positive whole number of seconds",
+            ))?),
+        };
+        Ok(Self {
+            leeway_seconds,
+            audience: value("AUTHZ_JWT_AUDIENCE").map(String::from),
+            max_token_bytes: Self::DEFAULT_MAX_TOKEN_BYTES,
+            issuer: value("AUTHZ_JWT_ISSUER").map(String::from),
+            max_lifetime_seconds,
+        })
+    }
 }
 
 impl Default for JwtConfig {
@@ -66,6 +114,8 @@ impl Default for JwtConfig {
             leeway_seconds: Self::DEFAULT_LEEWAY_SECONDS,
             audience: None,
             max_token_bytes: Self::DEFAULT_MAX_TOKEN_BYTES,
+            issuer: None,
+            max_lifetime_seconds: None,
         }
     }
 }
@@ -147,6 +197,10 @@ pub enum JwtError {
     NotYetValid,
     /// An audience is configured and `aud` neither equals nor contains it.
     WrongAudience,
+    /// An issuer is configured and `iss` is not it.
+    WrongIssuer,
+    /// A maximum lifetime is configured and the token's is longer or unknown.
+    LifetimeTooLong,
     /// `sub` is missing, not a string, or not a valid user id.
     InvalidSubject,
 }
@@ -165,6 +219,8 @@ impl JwtError {
             Self::Expired => "expired",
             Self::NotYetValid => "not_yet_valid",
             Self::WrongAudience => "wrong_audience",
+            Self::WrongIssuer => "wrong_issuer",
+            Self::LifetimeTooLong => "lifetime_too_long",
             Self::InvalidSubject => "invalid_subject",
         }
     }
@@ -182,6 +238,8 @@ impl JwtError {
             Self::MissingExp => "token has no exp claim",
             Self::InvalidSubject => "token sub is not a valid user uuid",
             Self::WrongAudience => "token audience mismatch",
+            Self::WrongIssuer => "token issuer mismatch",
+            Self::LifetimeTooLong => "token lifetime over the maximum",
             Self::TooLarge => "token too large",
             Self::Malformed | Self::BadBase64 | Self::InvalidClaims => "malformed token",
         }
@@ -234,6 +292,8 @@ struct Payload {
     iat: Present,
     #[serde(default)]
     aud: Present,
+    #[serde(default)]
+    iss: Present,
 }
 
 /// Verifies an HS256 `token` with `key` at `now_unix_seconds` and returns its claims.
@@ -344,6 +404,20 @@ fn check_claims(json: &[u8], config: &JwtConfig, now: i64) -> Result<Claims, Jwt
         && !audience_matches(payload.aud.0.as_ref(), audience)
     {
         return Err(JwtError::WrongAudience);
+    }
+    if let Some(issuer) = &config.issuer
+        && !matches!(&payload.iss.0, Some(Value::String(iss)) if iss == issuer)
+    {
+        return Err(JwtError::WrongIssuer);
+    }
+    if let Some(max) = config.max_lifetime_seconds {
+        let max = i64::try_from(max).unwrap_or(i64::MAX);
+        let too_long = iat
+            .or(nbf)
+            .is_none_or(|start| exp.saturating_sub(start) > max);
+        if too_long {
+            return Err(JwtError::LifetimeTooLong);
+        }
     }
     let sub = match &payload.sub.0 {
         Some(Value::String(sub)) => {

@@ -222,6 +222,84 @@ fn jwt_table() {
 }
 
 #[test]
+fn issuer_and_lifetime_tables() {
+    use JwtError::*;
+    let key = key();
+    let issuer = JwtConfig {
+        issuer: Some("https://issuer.example".to_string()),
+        ..JwtConfig::default()
+    };
+    let with = |extra: &str| sign_hs256(&claims(extra), &key);
+    check_with(&with(r#""iss":"https://issuer.example""#), &issuer, Ok(SUB));
+    check_with(
+        &with(r#""iss":"https://other.example""#),
+        &issuer,
+        Err(WrongIssuer),
+    );
+    check_with(
+        &with(r#""iss":["https://issuer.example"]"#),
+        &issuer,
+        Err(WrongIssuer),
+    );
+    check_with(&with(""), &issuer, Err(WrongIssuer));
+    check(&with(r#""iss":"https://other.example""#), Ok(SUB));
+    // exp is NOW + 3600: an hour from iat = NOW, or from nbf when there is no iat.
+    let hour = JwtConfig {
+        max_lifetime_seconds: Some(3600),
+        ..JwtConfig::default()
+    };
+    let minute = JwtConfig {
+        max_lifetime_seconds: Some(60),
+        ..JwtConfig::default()
+    };
+    check_with(&with(&format!(r#""iat":{NOW}"#)), &hour, Ok(SUB));
+    check_with(&with(&format!(r#""nbf":{NOW}"#)), &hour, Ok(SUB));
+    check_with(
+        &with(&format!(r#""iat":{NOW}"#)),
+        &minute,
+        Err(LifetimeTooLong),
+    );
+    check_with(&with(""), &hour, Err(LifetimeTooLong));
+    check(&with(""), Ok(SUB));
+}
+
+#[test]
+fn the_policy_comes_from_the_shared_variables() {
+    let vars = |pairs: &'static [(&'static str, &'static str)]| {
+        move |name: &str| {
+            pairs
+                .iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| *value)
+        }
+    };
+    let config = JwtConfig::from_vars(vars(&[
+        ("AUTHZ_JWT_AUDIENCE", "authz"),
+        ("AUTHZ_JWT_ISSUER", " https://issuer.example "),
+        ("AUTHZ_JWT_LEEWAY_SECONDS", "5"),
+        ("AUTHZ_JWT_MAX_LIFETIME_SECONDS", "86400"),
+    ]))
+    .expect("valid");
+    assert_eq!(config.audience.as_deref(), Some("authz"));
+    assert_eq!(config.issuer.as_deref(), Some("https://issuer.example"));
+    assert_eq!(config.leeway_seconds, 5);
+    assert_eq!(config.max_lifetime_seconds, Some(86_400));
+    assert_eq!(JwtConfig::from_vars(vars(&[])), Ok(JwtConfig::default()));
+    assert_eq!(
+        JwtConfig::from_vars(vars(&[("AUTHZ_JWT_AUDIENCE", "  ")])),
+        Ok(JwtConfig::default())
+    );
+    assert_eq!(
+        JwtConfig::from_vars(vars(&[("AUTHZ_JWT_LEEWAY_SECONDS", "-1")])).map(|_| ()),
+        Err((
+            "AUTHZ_JWT_LEEWAY_SECONDS",
+            "expected a whole number of seconds"
+        ))
+    );
+    assert!(JwtConfig::from_vars(vars(&[("AUTHZ_JWT_MAX_LIFETIME_SECONDS", "0")])).is_err());
+}
+
+#[test]
 fn audience_table() {
     use JwtError::*;
     let key = key();
@@ -255,7 +333,7 @@ fn leeway_and_size_come_from_the_config() {
     let strict = JwtConfig {
         leeway_seconds: 0,
         max_token_bytes: 64,
-        audience: None,
+        ..JwtConfig::default()
     };
     let token = sign_hs256(&format!(r#"{{"sub":"{SUB}","exp":{}}}"#, NOW + 1), &key);
     check_with(&token, &strict, Err(JwtError::TooLarge));
@@ -357,6 +435,8 @@ fn codes_and_messages() {
         Expired,
         NotYetValid,
         WrongAudience,
+        WrongIssuer,
+        LifetimeTooLong,
         InvalidSubject,
     ];
     let mut codes: Vec<&str> = all.iter().map(JwtError::code).collect();
