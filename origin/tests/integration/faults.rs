@@ -445,7 +445,7 @@ impl Drop for PgCluster {
 }
 
 /// A test origin's environment on the database at `url` (no Redis).
-fn vars_on(url: &str) -> HashMap<String, String> {
+pub(crate) fn vars_on(url: &str) -> HashMap<String, String> {
     [
         ("POSTGRES_PRIMARY_URL", url),
         ("AUTHZ_SERVICE_TOKEN", support::SERVICE_TOKEN),

@@ -14,7 +14,7 @@ use authz_origin::config::Config;
 use authz_origin::postgres_tls::{Mode, connect, is_tls_refusal, target};
 use authz_origin::state::AppState;
 
-use crate::faults::PgCluster;
+use crate::faults::{PgCluster, vars_on};
 use crate::support::{self, TestOrigin};
 
 /// A CA, a second unrelated CA, and a server certificate for `localhost` signed by the first.
@@ -133,19 +133,6 @@ async fn encrypted(url: &str) -> Result<bool, tokio_postgres::Error> {
     Ok(row.get(0))
 }
 
-fn vars(url: &str) -> HashMap<String, String> {
-    [
-        ("POSTGRES_PRIMARY_URL", url),
-        ("AUTHZ_SERVICE_TOKEN", support::SERVICE_TOKEN),
-        ("AUTHZ_ADMIN_TOKEN", support::ADMIN_TOKEN),
-        ("AUTHZ_JWT_SECRET", support::JWT_SECRET),
-        ("AUTHZ_LISTEN", "127.0.0.1:0"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect()
-}
-
 #[tokio::test]
 async fn postgres_over_tls_honours_sslmode_and_sslrootcert() {
     let certificates = Certificates::make();
@@ -249,7 +236,7 @@ async fn postgres_over_tls_honours_sslmode_and_sslrootcert() {
         "authz",
         &format!("sslmode=verify-full&{other_ca}"),
     );
-    let config = Config::from_vars(&vars(&wrong_app)).expect("config");
+    let config = Config::from_vars(&vars_on(&wrong_app)).expect("config");
     let refused = AppState::build(config).await.expect_err("refused at start");
     let message = format!("{refused:#}");
     assert!(message.contains("POSTGRES_PRIMARY_URL"), "{message}");
@@ -260,14 +247,14 @@ async fn postgres_over_tls_honours_sslmode_and_sslrootcert() {
         "authz",
         "sslmode=verify-full&sslrootcert=/no/such/ca.pem",
     );
-    let error = Config::from_vars(&vars(&missing)).expect_err("missing root file");
+    let error = Config::from_vars(&vars_on(&missing)).expect_err("missing root file");
     assert!(
         error.to_string().contains("POSTGRES_PRIMARY_URL"),
         "{error}"
     );
 
     // The origin over verify-full: its pools and its change listener speak TLS.
-    let origin = TestOrigin::start(vars(&app)).await;
+    let origin = TestOrigin::start(vars_on(&app)).await;
     let (status, body) = origin
         .authorize(serde_json::json!({
             "user_id": uuid::Uuid::new_v4(),
@@ -431,7 +418,7 @@ async fn redis_over_tls_with_a_private_ca_and_the_breaker_on_a_refused_certifica
         .get_multiplexed_async_connection()
         .await
         .expect("connect over tls");
-    let mut written = Vec::new();
+    let mut written: Vec<String> = Vec::new();
     for _ in 0..50 {
         written = redis::cmd("KEYS")
             .arg(format!("{prefix}authorization:*"))
@@ -447,7 +434,6 @@ async fn redis_over_tls_with_a_private_ca_and_the_breaker_on_a_refused_certifica
         !written.is_empty(),
         "the decision was written to Redis over TLS"
     );
-    let _: Vec<String> = written;
     origin.stop().await;
 
     // A CA that did not sign the server: Redis is unreachable, the breaker opens, health says
