@@ -163,14 +163,14 @@ impl Invalidation {
 /// no error) is dropped and caches are bypassed until a new one listens, so a lost notice can
 /// never keep a revoked grant cached for longer than about two heartbeats.
 pub async fn listen_forever(
-    database_url: String,
+    target: crate::postgres_tls::Target,
     invalidation: Arc<Invalidation>,
     heartbeat: Duration,
 ) {
     let mut backoff = Duration::from_millis(50);
     loop {
         let started = Instant::now();
-        match listen_once(&database_url, &invalidation, heartbeat).await {
+        match listen_once(&target, &invalidation, heartbeat).await {
             Ok(()) => tracing::warn!("invalidation listener connection closed"),
             Err(error) => tracing::warn!(%error, "invalidation listener failed"),
         }
@@ -189,25 +189,22 @@ pub async fn listen_forever(
 enum ListenError {
     #[error("{0}")]
     Postgres(#[from] tokio_postgres::Error),
-    #[error("{0}")]
-    Settings(#[from] crate::postgres_tls::TlsSettingsError),
     #[error("no answer within {0:?}")]
     Silent(Duration),
 }
 
 async fn listen_once(
-    database_url: &str,
+    target: &crate::postgres_tls::Target,
     invalidation: &Invalidation,
     heartbeat: Duration,
 ) -> Result<(), ListenError> {
     let deadline = heartbeat.max(Duration::from_secs(1));
-    let mut target = crate::postgres_tls::target(database_url)?;
-    target
-        .config
+    let mut config = target.config.clone();
+    config
         .application_name("authz-origin/listener")
         .connect_timeout(deadline);
     let (client, mut connection) =
-        tokio::time::timeout(deadline, target.config.connect(target.tls.clone()))
+        tokio::time::timeout(deadline, config.connect(target.tls.clone()))
             .await
             .map_err(|_| ListenError::Silent(deadline))??;
     let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel();

@@ -163,7 +163,7 @@ impl AppState {
         }
         tasks.extend([
             tokio::spawn(crate::invalidation::listen_forever(
-                self.config.postgres_primary_url.clone(),
+                self.config.postgres_primary.clone(),
                 Arc::clone(&self.invalidation),
                 self.config.listener_heartbeat,
             )),

@@ -135,10 +135,11 @@ async fn validate_command(args: ValidateArgs) -> anyhow::Result<bool> {
     Ok(report.passed)
 }
 
-/// `POSTGRES_PRIMARY_URL`, else `DATABASE_URL` (the commands that need only a database).
-fn database_url() -> anyhow::Result<String> {
+/// `POSTGRES_PRIMARY_URL`, else `DATABASE_URL`, parsed (the commands that need only a
+/// database).
+fn database() -> anyhow::Result<authz_origin::postgres_tls::Target> {
     let vars = environment();
-    Ok(config::primary_database_url(Env::new(&vars))?.to_owned())
+    Ok(config::primary_database(Env::new(&vars))?.1)
 }
 
 #[tokio::main]
@@ -153,7 +154,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve { migrate } => {
             let config = Config::from_env()?;
             if migrate || config.migrate_on_start {
-                let applied = db::migrate::run(&config.postgres_primary_url).await?;
+                let applied = db::migrate::run_on(&config.postgres_primary).await?;
                 tracing::info!(?applied, "migrations applied");
             }
             let listener = tokio::net::TcpListener::bind(config.listen)
@@ -164,7 +165,7 @@ async fn main() -> anyhow::Result<()> {
             server::serve(listener, state, server::shutdown_signal()).await?;
         }
         Command::Migrate => {
-            let applied = db::migrate::run(&database_url()?).await?;
+            let applied = db::migrate::run_on(&database()?).await?;
             println!(
                 "applied {} migration(s): {}",
                 applied.len(),
@@ -172,8 +173,7 @@ async fn main() -> anyhow::Result<()> {
             );
         }
         Command::Seed(args) => {
-            let target = authz_origin::postgres_tls::target(&database_url()?)?;
-            let (mut client, driver) = authz_origin::postgres_tls::connect(&target).await?;
+            let (mut client, driver) = authz_origin::postgres_tls::connect(&database()?).await?;
             let report = authz_seed::run(&mut client, &args.options()).await?;
             driver.abort();
             println!("{}", serde_json::to_string_pretty(&report)?);

@@ -101,6 +101,10 @@ pub struct Config {
     pub postgres_primary_url: String,
     /// `POSTGRES_REPLICA_URL`, else the primary.
     pub postgres_replica_url: Option<String>,
+    /// The primary's driver settings and TLS connector, parsed once (its roots read once).
+    pub postgres_primary: crate::postgres_tls::Target,
+    /// The replica's, when one is configured.
+    pub postgres_replica: Option<crate::postgres_tls::Target>,
     /// Per tier: its Redis URL (`REDIS_<TIER>_URL`, else `REDIS_URL`), or none (Redis off).
     pub redis_urls: HashMap<RedisTierName, String>,
     /// `AUTHZ_REDIS_CA_FILE`: the PEM certificates of the CAs trusted for `rediss://` tiers
@@ -193,11 +197,13 @@ impl Config {
     /// Reads a given environment (tests build configs without touching the process's).
     pub fn from_vars(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
         let env = Env::new(vars);
-        let postgres_primary_url = primary_database_url(env)?.to_owned();
+        let (postgres_primary_url, postgres_primary) = primary_database(env)?;
+        let postgres_primary_url = postgres_primary_url.to_owned();
         let postgres_replica_url = env.get("POSTGRES_REPLICA_URL").map(str::to_owned);
-        if let Some(url) = &postgres_replica_url {
-            check_postgres_url("POSTGRES_REPLICA_URL", url)?;
-        }
+        let postgres_replica = postgres_replica_url
+            .as_deref()
+            .map(|url| check_postgres_url("POSTGRES_REPLICA_URL", url))
+            .transpose()?;
 
         let mut redis_urls = HashMap::new();
         for tier in RedisTierName::ALL {
@@ -264,6 +270,8 @@ impl Config {
         Ok(Self {
             postgres_primary_url,
             postgres_replica_url,
+            postgres_primary,
+            postgres_replica,
             redis_urls,
             redis_ca_pem: redis_ca_pem(env)?,
             redis_prefix: env.parse("AUTHZ_REDIS_PREFIX", "a prefix")?,
@@ -312,15 +320,16 @@ impl Config {
     }
 }
 
-/// `POSTGRES_PRIMARY_URL`, else `DATABASE_URL`, checked: the database of [`Config`], and of
-/// the commands that need only a database (`migrate`, `seed`).
-pub fn primary_database_url<'a>(env: Env<'a>) -> Result<&'a str, ConfigError> {
+/// `POSTGRES_PRIMARY_URL`, else `DATABASE_URL`, and its parsed settings: the database of
+/// [`Config`], and of the commands that need only a database (`migrate`, `seed`).
+pub fn primary_database<'a>(
+    env: Env<'a>,
+) -> Result<(&'a str, crate::postgres_tls::Target), ConfigError> {
     let url = env
         .get("POSTGRES_PRIMARY_URL")
         .or_else(|| env.get("DATABASE_URL"))
         .ok_or_else(|| invalid("POSTGRES_PRIMARY_URL", "required (or DATABASE_URL)"))?;
-    check_postgres_url("POSTGRES_PRIMARY_URL", url)?;
-    Ok(url)
+    Ok((url, check_postgres_url("POSTGRES_PRIMARY_URL", url)?))
 }
 
 /// `AUTHZ_REDIS_CA_FILE`'s certificates, read once.
@@ -342,10 +351,11 @@ fn redis_ca_pem(env: Env<'_>) -> Result<Option<Vec<u8>>, ConfigError> {
     Ok(Some(pem))
 }
 
-fn check_postgres_url(variable: &'static str, url: &str) -> Result<(), ConfigError> {
-    crate::postgres_tls::target(url)
-        .map(|_| ())
-        .map_err(|error| invalid(variable, error.to_string()))
+fn check_postgres_url(
+    variable: &'static str,
+    url: &str,
+) -> Result<crate::postgres_tls::Target, ConfigError> {
+    crate::postgres_tls::target(url).map_err(|error| invalid(variable, error.to_string()))
 }
 
 #[cfg(test)]

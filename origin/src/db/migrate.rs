@@ -7,8 +7,12 @@ mod embedded {
 
 /// Applies every pending migration to the database at `url`; a second run applies nothing.
 pub async fn run(url: &str) -> anyhow::Result<Vec<String>> {
-    let target = crate::postgres_tls::target(url)?;
-    let (mut client, driver) = crate::postgres_tls::connect(&target).await?;
+    run_on(&crate::postgres_tls::target(url)?).await
+}
+
+/// [`run`] on an already parsed `target`.
+pub async fn run_on(target: &crate::postgres_tls::Target) -> anyhow::Result<Vec<String>> {
+    let (mut client, driver) = crate::postgres_tls::connect(target).await?;
     let report = embedded::migrations::runner().run_async(&mut client).await;
     driver.abort();
     let report = report?;

@@ -18,6 +18,7 @@ use deadpool_postgres::{
 };
 
 use crate::config::{Config, POOL_NAMES};
+use crate::postgres_tls::Target;
 
 /// One `connection_pool_config` row.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -166,8 +167,8 @@ impl Pools {
     /// certificate the URL's `sslmode` refuses (wrong CA, wrong host) stops the start with an
     /// error naming the variable.
     pub async fn connect(config: &Config) -> anyhow::Result<Self> {
-        let rows = read_pool_config(&config.postgres_primary_url).await?;
-        if let Some(replica) = &config.postgres_replica_url {
+        let rows = read_pool_config(&config.postgres_primary).await?;
+        if let Some(replica) = &config.postgres_replica {
             refused_by_tls("POSTGRES_REPLICA_URL", replica).await?;
         }
         let mut pools = HashMap::new();
@@ -180,11 +181,11 @@ impl Pools {
             if let Some(size) = config.pool_max_size_overrides.get(name) {
                 settings.max_size = *size;
             }
-            let url = match (&config.postgres_replica_url, settings.target.as_str()) {
+            let target = match (&config.postgres_replica, settings.target.as_str()) {
                 (Some(replica), "replica") => replica,
-                _ => &config.postgres_primary_url,
+                _ => &config.postgres_primary,
             };
-            let pool = build_pool(url, &settings, name, config.request_timeout)?;
+            let pool = build_pool(target, &settings, name, config.request_timeout)?;
             pools.insert(
                 name.to_owned(),
                 NamedPool {
@@ -240,13 +241,12 @@ impl Pools {
 /// (`request_timeout`), not by `connect_timeout_ms`: a burst of misses that queues behind the
 /// pool for longer than a connect attempt but within its deadline is answered, not refused.
 fn build_pool(
-    url: &str,
+    target: &Target,
     settings: &PoolSettings,
     name: &str,
     request_timeout: Duration,
 ) -> anyhow::Result<Pool> {
-    let target = crate::postgres_tls::target(url)?;
-    let mut pg_config = target.config;
+    let mut pg_config = target.config.clone();
     // The decision pools run only the facts statements, whose plans do not depend on their
     // arguments: the generic plan, always (see migrations/V8: a custom plan of the
     // single-question statement looks cheaper, but planning it again costs milliseconds).
@@ -264,7 +264,7 @@ fn build_pool(
         ));
     let manager = Manager::from_config(
         pg_config,
-        target.tls,
+        target.tls.clone(),
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         },
@@ -283,13 +283,9 @@ fn build_pool(
 
 /// Fails when connecting to `url` is refused by TLS verification (an unreachable server is
 /// not an error here: the pools connect lazily).
-async fn refused_by_tls(variable: &str, url: &str) -> anyhow::Result<()> {
-    let target = crate::postgres_tls::target(url)?;
-    if let Ok(Err(error)) = tokio::time::timeout(
-        Duration::from_secs(5),
-        crate::postgres_tls::connect(&target),
-    )
-    .await
+async fn refused_by_tls(variable: &str, target: &Target) -> anyhow::Result<()> {
+    if let Ok(Err(error)) =
+        tokio::time::timeout(Duration::from_secs(5), crate::postgres_tls::connect(target)).await
         && crate::postgres_tls::is_tls_refusal(&error)
     {
         anyhow::bail!("invalid {variable}: the server's TLS certificate is refused: {error}");
@@ -297,10 +293,9 @@ async fn refused_by_tls(variable: &str, url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn read_pool_config(url: &str) -> anyhow::Result<Vec<PoolSettings>> {
-    let target = crate::postgres_tls::target(url)?;
+async fn read_pool_config(target: &Target) -> anyhow::Result<Vec<PoolSettings>> {
     let attempt = async {
-        let (client, driver) = crate::postgres_tls::connect(&target).await?;
+        let (client, driver) = crate::postgres_tls::connect(target).await?;
         let rows = client
             .query(
                 "SELECT pool_name, max_size::bigint, connect_timeout_ms::bigint, \

@@ -254,10 +254,8 @@ impl Context<'_> {
 
     /// A plain connection to the primary.
     pub async fn connect(&self) -> Result<tokio_postgres::Client, String> {
-        let url = self.database_url()?;
-        let target = authz_origin::postgres_tls::target(url)
-            .map_err(|error| format!("cannot connect to the database: {error}"))?;
-        let connect = authz_origin::postgres_tls::connect(&target);
+        let config = self.config.as_ref().map_err(Clone::clone)?;
+        let connect = authz_origin::postgres_tls::connect(&config.postgres_primary);
         match tokio::time::timeout(Duration::from_secs(10), connect).await {
             Ok(Ok((client, _driver))) => Ok(client),
             Ok(Err(error)) => Err(format!("cannot connect to the database: {error}")),
