@@ -1,15 +1,20 @@
-//! Verifying end-user JWTs: compact JWS with the algorithm pinned to HS256.
+//! Verifying end-user JWTs: compact JWS, HS256 with a shared secret or RS256, ES256 and EdDSA
+//! with an identity provider's keys ([`KeySet`]).
 //!
-//! This module owns the whole check of API.md's end-user token: the size limit, the three
-//! base64url segments, the header (only `"alg": "HS256"` is accepted, so `none`, `HS512`,
-//! `RS256` and a missing `alg` are refused before the signature is looked at), the
-//! constant-time HMAC-SHA256 signature, and then the claims `exp` (required), `nbf`, `iat`,
-//! `aud` (only when an audience is configured) and `sub` (a user id of the UUID standard).
-//! It also signs tokens with [`sign_hs256`], for the dev `token` command and for tests.
+//! This module owns the whole policy of API.md's end-user token: the size limit, the three
+//! base64url segments, the header (`alg` must be one of the four; `none` and anything else are
+//! refused before a key is looked at), the key (HS256 only ever with the secret; the others
+//! with the set's key the `kid` names, whose own algorithm must be the token's), the signature,
+//! and then the claims `exp` (required), `nbf`, `iat`, `aud`, `iss`, the lifetime and `sub` (a
+//! user id of the UUID standard). It checks HS256 MACs itself (constant-time HMAC-SHA256) and
+//! hands public-key signatures to a [`SignatureVerifier`] each side provides, so that the
+//! edge's wasm bundle holds no public-key crypto; [`prepare`] and [`Pending::finish`] split
+//! the check around an asynchronous verifier. It also signs HS256 tokens with [`sign_hs256`],
+//! for the dev `token` command and for tests.
 //!
 //! It must not read a clock or do I/O: the caller passes `now` in, as whole seconds since the
-//! Unix epoch, and the secret in, as bytes. Every [`JwtError`] maps to HTTP 401
-//! `unauthenticated` at the boundary; its [`code`](JwtError::code) is only a metrics label.
+//! Unix epoch, and the keys in. Every [`JwtError`] maps to HTTP 401 `unauthenticated` at the
+//! boundary; its [`code`](JwtError::code) is only a metrics label.
 //!
 //! Choices that a reader might look for:
 //!
@@ -17,8 +22,8 @@
 //!   `at+jwt`, a token meant for another verifier) is [`JwtError::Malformed`].
 //! - A `crit` header is refused ([`JwtError::Malformed`]): this verifier understands no
 //!   extension, and RFC 7515 requires refusing tokens whose critical extensions are unknown.
-//! - A header or claims object that names `alg`, `typ`, `crit`, `sub`, `exp`, `nbf`, `iat` or
-//!   `aud` twice is refused, so two parsers can never read two different values.
+//! - A header or claims object that names `alg`, `typ`, `crit`, `kid`, `sub`, `exp`, `nbf`,
+//!   `iat`, `aud` or `iss` twice is refused, so two parsers can never read two different values.
 //! - Numeric dates must be JSON integers that fit an `i64`; `1.7e9`, `"1700000000"` and `null`
 //!   are [`JwtError::InvalidClaims`]. `iat` is type-checked but not compared with `now`.
 //! - `aud` is only checked when [`JwtConfig::audience`] is set; otherwise it is ignored;
@@ -182,9 +187,16 @@ pub enum JwtError {
     Malformed,
     /// A segment that is not unpadded, canonical base64url.
     BadBase64,
-    /// `alg` is missing or anything but exactly `HS256`.
+    /// `alg` is missing or not HS256, RS256, ES256 or EdDSA; or names an algorithm with no
+    /// key configured (an HS256 token without a secret, a public-key token without a key set);
+    /// or the token's `kid` is a key of the set that this verifier cannot use.
     UnsupportedAlgorithm,
-    /// The HMAC-SHA256 signature does not match.
+    /// The token's `kid` is not in the key set, or it has no `kid` and the set has several
+    /// keys.
+    UnknownKey,
+    /// The token's `alg` is not the algorithm of the key it names.
+    AlgorithmMismatch,
+    /// The signature does not match (or has the wrong length for the key).
     BadSignature,
     /// The claims are not a JSON object, repeat a field, or hold a numeric date that is not
     /// an integer.
@@ -213,6 +225,8 @@ impl JwtError {
             Self::Malformed => "malformed",
             Self::BadBase64 => "bad_base64",
             Self::UnsupportedAlgorithm => "unsupported_algorithm",
+            Self::UnknownKey => "unknown_kid",
+            Self::AlgorithmMismatch => "alg_mismatch",
             Self::BadSignature => "bad_signature",
             Self::InvalidClaims => "invalid_claims",
             Self::MissingExp => "missing_exp",
@@ -234,7 +248,9 @@ impl JwtError {
             Self::Expired => "token expired",
             Self::NotYetValid => "token not yet valid",
             Self::BadSignature => "invalid token signature",
-            Self::UnsupportedAlgorithm => "unsupported token algorithm: only HS256 is accepted",
+            Self::UnsupportedAlgorithm => "unsupported token algorithm",
+            Self::UnknownKey => "token kid is not a known signing key",
+            Self::AlgorithmMismatch => "token alg does not match its key",
             Self::MissingExp => "token has no exp claim",
             Self::InvalidSubject => "token sub is not a valid user uuid",
             Self::WrongAudience => "token audience mismatch",
@@ -277,36 +293,83 @@ struct Header {
     typ: Present,
     #[serde(default)]
     crit: Present,
+    #[serde(default)]
+    kid: Present,
 }
 
-/// The claims we look at. serde refuses a repeated field; unknown ones are ignored.
-#[derive(Deserialize)]
-struct Payload {
-    #[serde(default)]
-    sub: Present,
-    #[serde(default)]
-    exp: Present,
-    #[serde(default)]
-    nbf: Present,
-    #[serde(default)]
-    iat: Present,
-    #[serde(default)]
-    aud: Present,
-    #[serde(default)]
-    iss: Present,
+/// The keys end-user tokens may be signed with: the HS256 secret, an identity provider's
+/// key set, both or neither.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Keys<'a> {
+    /// `AUTHZ_JWT_SECRET`: the only key of HS256 tokens.
+    pub secret: Option<&'a JwtKey>,
+    /// `AUTHZ_JWKS` (or the set fetched from `AUTHZ_JWKS_URL`): the keys of RS256, ES256 and
+    /// EdDSA tokens.
+    pub set: Option<&'a KeySet>,
 }
 
-/// Verifies an HS256 `token` with `key` at `now_unix_seconds` and returns its claims.
-///
-/// The checks run in this order, and the first failure is returned: size, segments, base64url,
-/// header (`alg` first), signature, then the claims (`exp`, `nbf`, `aud`, `sub`). Nothing in
-/// the payload is interpreted before the signature is known to be valid.
-pub fn verify(
-    token: &str,
-    key: &JwtKey,
+/// A public-key signature for the caller's crypto to check: `signature` over `signing_input`
+/// with `key`, by `key.alg`.
+#[derive(Debug, Clone, Copy)]
+pub struct SignatureCheck<'a> {
+    /// The key the token names, with its algorithm.
+    pub key: &'a Jwk,
+    /// `header.payload`, the bytes that were signed.
+    pub signing_input: &'a [u8],
+    /// The decoded signature, of the length the key's algorithm gives.
+    pub signature: &'a [u8],
+}
+
+/// The crypto of one side: WebCrypto at the edge, a crate at the origin.
+pub trait SignatureVerifier {
+    /// Whether the signature is valid. Any failure of the crypto itself is `false`.
+    fn verify(&self, check: &SignatureCheck<'_>) -> bool;
+}
+
+/// A token whose size, shape, header and key are accepted, and whose HS256 MAC (if that is
+/// its algorithm) is valid: what is left is the public-key signature, if any, and the claims.
+#[derive(Debug)]
+pub struct Pending<'t, 'k> {
+    key: Option<&'k Jwk>,
+    signing_input: &'t str,
+    signature: Vec<u8>,
+    payload: Vec<u8>,
+}
+
+impl Pending<'_, '_> {
+    /// The public-key signature the caller must check, `None` for an HS256 token (the core
+    /// has checked its MAC).
+    pub fn signature_check(&self) -> Option<SignatureCheck<'_>> {
+        self.key.map(|key| SignatureCheck {
+            key,
+            signing_input: self.signing_input.as_bytes(),
+            signature: &self.signature,
+        })
+    }
+
+    /// The claims, once the caller has checked [`Pending::signature_check`]
+    /// (`signature_valid` is ignored for HS256 tokens).
+    pub fn finish(
+        self,
+        signature_valid: bool,
+        config: &JwtConfig,
+        now_unix_seconds: i64,
+    ) -> Result<Claims, JwtError> {
+        if self.key.is_some() && !signature_valid {
+            return Err(JwtError::BadSignature);
+        }
+        claims::check_claims(&self.payload, config, now_unix_seconds)
+    }
+}
+
+/// The checks before a public-key signature, for a caller whose crypto is asynchronous (the
+/// edge's WebCrypto): size, segments, base64url, header (`alg` first), the key (`kid`, then
+/// the key's algorithm against the token's), the signature's length, and an HS256 MAC.
+pub fn prepare<'t, 'k>(
+    token: &'t str,
+    keys: Keys<'k>,
     config: &JwtConfig,
-    now_unix_seconds: i64,
-) -> Result<Claims, JwtError> {
+) -> Result<Pending<'t, 'k>, JwtError> {
     if token.len() > config.max_token_bytes {
         return Err(JwtError::TooLarge);
     }
@@ -322,12 +385,75 @@ pub fn verify(
     let header = decode(header_b64)?;
     let payload = decode(payload_b64)?;
     let signature = decode(signature_b64)?;
+    let signing_input = &token[..header_b64.len() + 1 + payload_b64.len()];
 
-    check_header(&header)?;
-    key.mac_of(header_b64, payload_b64)
-        .verify_slice(&signature)
-        .map_err(|_| JwtError::BadSignature)?;
-    check_claims(&payload, config, now_unix_seconds)
+    let (alg, kid) = check_header(&header)?;
+    let key = match alg {
+        Algorithm::Hs256 => {
+            let secret = keys.secret.ok_or(JwtError::UnsupportedAlgorithm)?;
+            secret
+                .mac_of(header_b64, payload_b64)
+                .verify_slice(&signature)
+                .map_err(|_| JwtError::BadSignature)?;
+            None
+        }
+        _ => {
+            let set = keys.set.ok_or(JwtError::UnsupportedAlgorithm)?;
+            let key = set.select(kid.as_deref())?;
+            if key.alg != alg {
+                return Err(JwtError::AlgorithmMismatch);
+            }
+            if signature.len() != key.signature_len() {
+                return Err(JwtError::BadSignature);
+            }
+            Some(key)
+        }
+    };
+    Ok(Pending {
+        key,
+        signing_input,
+        signature,
+        payload,
+    })
+}
+
+/// Verifies `token` with `keys` at `now_unix_seconds`, public-key signatures by `verifier`,
+/// and returns its claims.
+///
+/// The checks run in this order, and the first failure is returned: [`prepare`]'s, the
+/// signature, then the claims (`exp`, `nbf`, `aud`, `iss`, the lifetime, `sub`). Nothing in the
+/// payload is interpreted before the signature is known to be valid.
+pub fn verify_with(
+    token: &str,
+    keys: Keys<'_>,
+    config: &JwtConfig,
+    now_unix_seconds: i64,
+    verifier: &impl SignatureVerifier,
+) -> Result<Claims, JwtError> {
+    let pending = prepare(token, keys, config)?;
+    let valid = pending
+        .signature_check()
+        .is_some_and(|check| verifier.verify(&check));
+    pending.finish(valid, config, now_unix_seconds)
+}
+
+/// Verifies an HS256 `token` with `key` at `now_unix_seconds` and returns its claims: a
+/// token of any other algorithm is [`JwtError::UnsupportedAlgorithm`].
+pub fn verify(
+    token: &str,
+    key: &JwtKey,
+    config: &JwtConfig,
+    now_unix_seconds: i64,
+) -> Result<Claims, JwtError> {
+    let pending = prepare(
+        token,
+        Keys {
+            secret: Some(key),
+            set: None,
+        },
+        config,
+    )?;
+    pending.finish(false, config, now_unix_seconds)
 }
 
 /// Signs `claims_json` as given (it is not parsed) under the header
@@ -363,15 +489,18 @@ fn is_json_object(json: &[u8]) -> bool {
         == Some(&b'{')
 }
 
-fn check_header(json: &[u8]) -> Result<(), JwtError> {
+/// The token's algorithm and `kid`, or why its header is refused.
+fn check_header(json: &[u8]) -> Result<(Algorithm, Option<String>), JwtError> {
     if !is_json_object(json) {
         return Err(JwtError::Malformed);
     }
     let header: Header = serde_json::from_slice(json).map_err(|_| JwtError::Malformed)?;
-    match &header.alg.0 {
-        Some(Value::String(alg)) if alg == "HS256" => {}
+    let alg = match &header.alg.0 {
+        Some(Value::String(alg)) => {
+            Algorithm::from_name(alg).ok_or(JwtError::UnsupportedAlgorithm)?
+        }
         _ => return Err(JwtError::UnsupportedAlgorithm),
-    }
+    };
     match &header.typ.0 {
         None => {}
         Some(Value::String(typ)) if typ.eq_ignore_ascii_case("JWT") => {}
@@ -380,72 +509,20 @@ fn check_header(json: &[u8]) -> Result<(), JwtError> {
     if header.crit.0.is_some() {
         return Err(JwtError::Malformed);
     }
-    Ok(())
-}
-
-fn check_claims(json: &[u8], config: &JwtConfig, now: i64) -> Result<Claims, JwtError> {
-    if !is_json_object(json) {
-        return Err(JwtError::InvalidClaims);
-    }
-    let payload: Payload = serde_json::from_slice(json).map_err(|_| JwtError::InvalidClaims)?;
-
-    let exp = numeric_date(payload.exp.0.as_ref())?.ok_or(JwtError::MissingExp)?;
-    let nbf = numeric_date(payload.nbf.0.as_ref())?;
-    let iat = numeric_date(payload.iat.0.as_ref())?;
-
-    let leeway = i64::try_from(config.leeway_seconds).unwrap_or(i64::MAX);
-    if now >= exp.saturating_add(leeway) {
-        return Err(JwtError::Expired);
-    }
-    if nbf.is_some_and(|nbf| now.saturating_add(leeway) < nbf) {
-        return Err(JwtError::NotYetValid);
-    }
-    if let Some(audience) = &config.audience
-        && !audience_matches(payload.aud.0.as_ref(), audience)
-    {
-        return Err(JwtError::WrongAudience);
-    }
-    if let Some(issuer) = &config.issuer
-        && !matches!(&payload.iss.0, Some(Value::String(iss)) if iss == issuer)
-    {
-        return Err(JwtError::WrongIssuer);
-    }
-    if let Some(max) = config.max_lifetime_seconds {
-        let max = i64::try_from(max).unwrap_or(i64::MAX);
-        let too_long = iat
-            .or(nbf)
-            .is_none_or(|start| exp.saturating_sub(start) > max);
-        if too_long {
-            return Err(JwtError::LifetimeTooLong);
-        }
-    }
-    let sub = match &payload.sub.0 {
-        Some(Value::String(sub)) => {
-            UserId::parse(sub, "sub").map_err(|_| JwtError::InvalidSubject)?
-        }
-        _ => return Err(JwtError::InvalidSubject),
+    let kid = match header.kid.0 {
+        None => None,
+        Some(Value::String(kid)) => Some(kid),
+        Some(_) => return Err(JwtError::Malformed),
     };
-    Ok(Claims { sub, exp, nbf, iat })
+    Ok((alg, kid))
 }
 
-/// A present numeric date must be a JSON integer that fits an `i64`.
-fn numeric_date(value: Option<&Value>) -> Result<Option<i64>, JwtError> {
-    match value {
-        None => Ok(None),
-        Some(Value::Number(number)) => number.as_i64().map(Some).ok_or(JwtError::InvalidClaims),
-        Some(_) => Err(JwtError::InvalidClaims),
-    }
-}
+mod claims;
+mod keys;
 
-fn audience_matches(aud: Option<&Value>, audience: &str) -> bool {
-    match aud {
-        Some(Value::String(aud)) => aud == audience,
-        Some(Value::Array(auds)) => auds
-            .iter()
-            .any(|aud| matches!(aud, Value::String(aud) if aud == audience)),
-        _ => false,
-    }
-}
+pub use keys::{Algorithm, Jwk, JwksError, KeySet, PublicKey};
 
+#[cfg(test)]
+mod key_tests;
 #[cfg(test)]
 mod tests;
