@@ -1,9 +1,11 @@
 //! Who is calling: a trusted service (the edge, a backend) presenting `AUTHZ_SERVICE_TOKEN`,
-//! an end user presenting an HS256 JWT, or an administrator presenting `AUTHZ_ADMIN_TOKEN`.
-//! Tokens are compared in constant time; JWTs are verified by the core.
+//! an end user presenting a JWT (HS256 with `AUTHZ_JWT_SECRET`, or RS256, ES256 or EdDSA with
+//! the identity provider's keys, [`crate::jwks`]), or an administrator presenting
+//! `AUTHZ_ADMIN_TOKEN`. Tokens are compared in constant time; the core's policy decides how a
+//! JWT is verified and calls ring for public-key signatures.
 
 use authz_core::UserId;
-use authz_core::jwt;
+use authz_core::jwt::{self, JwtError, Keys};
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use subtle::ConstantTimeEq;
@@ -11,6 +13,7 @@ use subtle::ConstantTimeEq;
 use crate::clock::now;
 use crate::config::Config;
 use crate::error::AppError;
+use crate::jwks::RingVerifier;
 
 /// An authenticated caller of `/v1/*`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,36 +47,64 @@ fn same_secret(presented: &str, expected: &str) -> bool {
     presented.as_bytes().ct_eq(expected.as_bytes()).into()
 }
 
-/// Authenticates a caller of `/v1/*`.
+/// Authenticates a caller of `/v1/*` with the key set as it is (no fetch): for the admin
+/// checks, which only tell a valid credential from an invalid one.
 pub fn authenticate(headers: &HeaderMap, config: &Config) -> Result<Caller, AppError> {
-    authenticate_with_claims(headers, config).map(|(caller, _)| caller)
+    let token = bearer(headers)?;
+    if is_service(token, config) {
+        return Ok(Caller::Service);
+    }
+    verify_end_user(token, config)
+        .map(|claims| Caller::EndUser(claims.sub))
+        .map_err(|error| AppError::Unauthenticated(error.message()))
 }
 
 /// A verified end-user token and its claims.
 pub type Session<'h> = (&'h str, jwt::Claims);
 
 /// Authenticates a caller of `/v1/*`, with the verified claims of an end-user token and the
-/// token itself (for the session tier).
-pub fn authenticate_with_claims<'h>(
+/// token itself (for the session tier). A token naming a `kid` the fetched key set does not
+/// hold makes the set be fetched again (rate-limited) and the token checked once more.
+pub async fn authenticate_with_claims<'h>(
     headers: &'h HeaderMap,
     config: &Config,
 ) -> Result<(Caller, Option<Session<'h>>), AppError> {
     let token = bearer(headers)?;
-    if let Some(service_token) = &config.service_token
-        && same_secret(token, service_token)
-    {
+    if is_service(token, config) {
         return Ok((Caller::Service, None));
     }
-    let Some(key) = &config.jwt_key else {
-        return Err(AppError::Unauthenticated("invalid bearer token"));
-    };
-    match jwt::verify(token, key, &config.jwt, now().as_seconds()) {
+    let mut verified = verify_end_user(token, config);
+    if verified == Err(JwtError::UnknownKey)
+        && let Some(store) = &config.jwks
+        && store.refresh_for_unknown_kid().await
+    {
+        verified = verify_end_user(token, config);
+    }
+    match verified {
         Ok(claims) => Ok((Caller::EndUser(claims.sub), Some((token, claims)))),
         Err(error) => {
             metrics::counter!("authz_jwt_rejected_total", "reason" => error.code()).increment(1);
             Err(AppError::Unauthenticated(error.message()))
         }
     }
+}
+
+fn is_service(token: &str, config: &Config) -> bool {
+    config
+        .service_token
+        .as_deref()
+        .is_some_and(|service_token| same_secret(token, service_token))
+}
+
+/// The core's check of an end-user token with the configured keys; with none configured,
+/// every token is refused as of an algorithm without a key.
+fn verify_end_user(token: &str, config: &Config) -> Result<jwt::Claims, JwtError> {
+    let set = config.jwks.as_ref().map(|store| store.current());
+    let keys = Keys {
+        secret: config.jwt_key.as_ref(),
+        set: set.as_deref(),
+    };
+    jwt::verify_with(token, keys, &config.jwt, now().as_seconds(), &RingVerifier)
 }
 
 /// Checks the admin token of `/admin/*` and `/api/v1/system/*`: 401 without a valid bearer

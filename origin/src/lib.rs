@@ -14,6 +14,7 @@ pub mod db;
 pub mod decision;
 pub mod error;
 pub mod invalidation;
+pub mod jwks;
 pub mod maintenance;
 pub mod monitoring;
 pub mod openapi;

@@ -92,6 +92,17 @@ impl AppState {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         // The recorder first: the pools register their metric handles with it.
         let metrics = metrics_handle();
+        // An identity provider's key set is fetched now; if that fails the origin still starts
+        // (service callers do not need it), public-key tokens are refused until a fetch
+        // succeeds, and the refresh task retries.
+        if let Some(store) = &config.jwks
+            && let crate::jwks::Source::Url { url, .. } = store.source()
+        {
+            match store.fetch().await {
+                Ok(keys) => tracing::info!(%url, keys, "fetched the JWKS"),
+                Err(error) => tracing::warn!(%url, %error, "fetching the JWKS at start failed"),
+            }
+        }
         let pools = Pools::connect(&config).await?;
         let mut redis_tiers = BTreeMap::new();
         for (name, url) in &config.redis_urls {
@@ -160,6 +171,9 @@ impl AppState {
                 Arc::clone(&self.decider),
                 queue,
             )));
+        }
+        if let Some(store) = &self.config.jwks {
+            tasks.push(tokio::spawn(Arc::clone(store).refresh_forever()));
         }
         tasks.extend([
             tokio::spawn(crate::invalidation::listen_forever(

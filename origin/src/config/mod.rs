@@ -3,6 +3,7 @@
 //! through the table of variables and their defaults ([`vars`]), then [`Config`]. Every
 //! configuration type lives here; nothing else in the origin reads the environment.
 
+mod identity;
 mod monitoring;
 mod rate_limit;
 pub mod vars;
@@ -13,10 +14,13 @@ pub use vars::Env;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use authz_core::TtlPolicy;
 use authz_core::jwt::{JwtConfig, JwtKey};
+
+use crate::jwks::KeyStore;
 
 /// A configuration error naming the variable at fault.
 #[derive(Debug, thiserror::Error)]
@@ -127,6 +131,10 @@ pub struct Config {
     pub admin_token: Option<String>,
     /// `AUTHZ_JWT_SECRET`, ready to verify with.
     pub jwt_key: Option<JwtKey>,
+    /// `AUTHZ_JWKS` or `AUTHZ_JWKS_URL` (with `AUTHZ_JWKS_REFRESH_SECONDS` and
+    /// `AUTHZ_JWKS_MIN_REFRESH_SECONDS`): the identity provider's keys, shared by every clone
+    /// of the configuration (a fetched set is replaced in place).
+    pub jwks: Option<Arc<KeyStore>>,
     /// `AUTHZ_JWT_LEEWAY_SECONDS` (default 30) and `AUTHZ_JWT_AUDIENCE` (default none).
     pub jwt: JwtConfig,
     /// `AUTHZ_GRANT_TTL_MS`, `AUTHZ_DENY_TTL_MS`, `AUTHZ_NOT_FOUND_TTL_MS`.
@@ -173,6 +181,7 @@ impl std::fmt::Debug for Config {
             )
             .field("admin_token", &self.admin_token.as_ref().map(|_| "<set>"))
             .field("jwt_key", &self.jwt_key.as_ref().map(|_| "<set>"))
+            .field("jwks", &self.jwks.as_ref().map(|store| store.source()))
             .field("ttl", &self.ttl)
             .finish_non_exhaustive()
     }
@@ -229,6 +238,7 @@ impl Config {
                     .ok_or_else(|| invalid("AUTHZ_JWT_SECRET", "must not be empty"))
             })
             .transpose()?;
+        let jwks = identity::jwks(env)?;
         // The core parses the claims policy, so the edge reads the same variables alike.
         let jwt = JwtConfig::from_vars(|name| env.get(name))
             .map_err(|(variable, message)| invalid(variable, message))?;
@@ -282,6 +292,7 @@ impl Config {
             service_token: env.get("AUTHZ_SERVICE_TOKEN").map(str::to_owned),
             admin_token: env.get("AUTHZ_ADMIN_TOKEN").map(str::to_owned),
             jwt_key,
+            jwks,
             jwt,
             ttl,
             l1_capacity: env.number("AUTHZ_L1_CAPACITY")?,

@@ -107,6 +107,26 @@ pub const VARIABLES: &[Variable] = &[
         "HS256 secret of end-user JWTs (at least 32 bytes)",
         "end-user JWTs refused",
     ),
+    unset(
+        "AUTHZ_JWKS",
+        "an identity provider's keys as a JWKS document (RS256, ES256, EdDSA; each key's own algorithm); not with `AUTHZ_JWKS_URL`",
+        "none",
+    ),
+    unset(
+        "AUTHZ_JWKS_URL",
+        "the address of an identity provider's JWKS (`https`, or `http` to a loopback address), fetched at start, every `AUTHZ_JWKS_REFRESH_SECONDS` and on an unknown `kid`; a failed fetch keeps the last good set",
+        "none",
+    ),
+    value(
+        "AUTHZ_JWKS_REFRESH_SECONDS",
+        "how often the `AUTHZ_JWKS_URL` set is fetched again",
+        "300",
+    ),
+    value(
+        "AUTHZ_JWKS_MIN_REFRESH_SECONDS",
+        "the least time between two fetches of `AUTHZ_JWKS_URL` caused by unknown `kid`s (and the retry delay after a failed fetch)",
+        "30",
+    ),
     value(
         "AUTHZ_JWT_LEEWAY_SECONDS",
         "clock skew allowed on `exp` and `nbf`",

@@ -91,8 +91,11 @@ fn record(state: &AppState, answer: &Answer, started: Instant) {
 }
 
 /// Authenticates, and publishes a verified end-user token to the session tier.
-fn authenticate_and_publish(state: &AppState, headers: &HeaderMap) -> Result<Caller, AppError> {
-    let (caller, session) = authenticate_with_claims(headers, &state.config)?;
+async fn authenticate_and_publish(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Caller, AppError> {
+    let (caller, session) = authenticate_with_claims(headers, &state.config).await?;
     if let (Some(sessions), Some((token, claims))) = (&state.sessions, session) {
         sessions.publish(token, &claims, now().as_seconds());
     }
@@ -125,7 +128,7 @@ pub async fn authorize(
 ) -> Result<([(HeaderName, HeaderValue); 2], String), AppError> {
     // The headers by value (the `HeaderMap` extractor would clone them).
     let (parts, body) = request.into_parts();
-    let caller = authenticate_and_publish(&state, &parts.headers)?;
+    let caller = authenticate_and_publish(&state, &parts.headers).await?;
     let bytes = read_body(body).await?;
     let check = parse_single(&bytes, caller)?;
     state.rate_limits.check(caller, client, 1)?;
@@ -181,7 +184,7 @@ pub async fn authorize_batch(
     request: Request,
 ) -> Result<([(HeaderName, HeaderValue); 1], Json<Value>), AppError> {
     let (parts, body) = request.into_parts();
-    let caller = authenticate_and_publish(&state, &parts.headers)?;
+    let caller = authenticate_and_publish(&state, &parts.headers).await?;
     let bytes = read_body(body).await?;
     let checks = parse_batch(&bytes, caller)?;
     // Each check counts (see `rate_limit`).

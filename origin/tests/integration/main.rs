@@ -8,6 +8,7 @@ mod corpus;
 mod differential;
 mod faults;
 mod faults_load;
+mod jwks;
 mod monitoring;
 mod openapi;
 mod pieces;
