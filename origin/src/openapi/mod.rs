@@ -10,8 +10,9 @@
 //!   outside it and probes every method of every documented path on a live origin.
 //! * **Vocabularies from the core** (see [`schemas`]).
 //! * **Security.** Three bearer schemes: `service_token` (`AUTHZ_SERVICE_TOKEN`),
-//!   `end_user_jwt` (HS256, `AUTHZ_JWT_SECRET`) and `admin_token` (`AUTHZ_ADMIN_TOKEN`), and
-//!   the dashboard page's session cookie, `admin_session` (`authz_admin`).
+//!   `end_user_jwt` (HS256 with `AUTHZ_JWT_SECRET`, or RS256, ES256 and EdDSA with the
+//!   identity provider's key set) and `admin_token` (`AUTHZ_ADMIN_TOKEN`), and the dashboard
+//!   page's session cookie, `admin_session` (`authz_admin`).
 //! * **Bodies the document does not pin down.** The monitoring documents (health details,
 //!   dashboards, targets) are described as objects with their documented top-level fields;
 //!   their inner shape is for diagnosis, not a contract (API.md fixes only what it lists).
@@ -49,8 +50,12 @@ pub fn base() -> OpenApi {
         .security_scheme(
             "end_user_jwt",
             bearer(
-                "an HS256 JWT signed with AUTHZ_JWT_SECRET; the principal is its sub; \
-                 rate-limited per user and per client IP",
+                "an end-user JWT: HS256 signed with AUTHZ_JWT_SECRET, or RS256, ES256 or EdDSA \
+                 signed by a key of the identity provider's set (AUTHZ_JWKS or \
+                 AUTHZ_JWKS_URL), chosen by the token's kid; the key's algorithm must be the \
+                 token's alg. exp is required; iss and aud are required when \
+                 AUTHZ_JWT_ISSUER and AUTHZ_JWT_AUDIENCE are set. The principal is its sub; \
+                 rate-limited per user and per client IP. Every refusal is 401 unauthenticated",
                 Some("JWT"),
             ),
         )
