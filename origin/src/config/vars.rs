@@ -105,7 +105,7 @@ pub const VARIABLES: &[Variable] = &[
     unset(
         "AUTHZ_JWT_SECRET",
         "HS256 secret of end-user JWTs (at least 32 bytes)",
-        "end-user JWTs refused",
+        "HS256 tokens refused",
     ),
     unset(
         "AUTHZ_JWKS",
