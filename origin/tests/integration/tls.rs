@@ -419,7 +419,9 @@ async fn redis_over_tls_with_a_private_ca_and_the_breaker_on_a_refused_certifica
         .await
         .expect("connect over tls");
     let mut written: Vec<String> = Vec::new();
-    for _ in 0..50 {
+    // The write is in the background, over a connection the tier opens lazily (a TLS
+    // handshake): up to 10 s, which a loaded machine needs (1 s was seen to be too short).
+    for _ in 0..500 {
         written = redis::cmd("KEYS")
             .arg(format!("{prefix}authorization:*"))
             .query_async(&mut connection)
