@@ -34,6 +34,15 @@ pub enum FactsError {
         /// Pieces received.
         got: usize,
     },
+    /// Even the primary is below the caller's `min_revision` (a revision from another
+    /// database, or from before a failover that rewound it): no answer may be given.
+    #[error("the database is at revision {have}, below min_revision {asked}")]
+    BelowMinRevision {
+        /// The caller's `min_revision`.
+        asked: u64,
+        /// The primary's revision when it was read.
+        have: u64,
+    },
 }
 
 /// Pieces read at one revision.

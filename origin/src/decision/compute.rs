@@ -102,7 +102,8 @@ impl Decider {
             .collect())
     }
 
-    /// Reads pieces from the replica when it proves fresh enough, else from the primary.
+    /// Reads pieces from the replica when it proves fresh enough, else from the primary; a
+    /// primary below `min_revision` is an error, never an answer.
     async fn load_pieces(
         &self,
         users: &[UserId],
@@ -130,11 +131,21 @@ impl Decider {
             }
         }
         self.facts_queries.fetch_add(1, Ordering::Relaxed);
-        facts::load(
+        let pieces = facts::load(
             self.pools.named(Workload::AuthorizationPrimary),
             users,
             resources,
         )
-        .await
+        .await?;
+        match min_revision {
+            Some(asked) if pieces.revision < asked => {
+                metrics::counter!("authz_below_min_revision_total").increment(1);
+                Err(FactsError::BelowMinRevision {
+                    asked,
+                    have: pieces.revision,
+                })
+            }
+            _ => Ok(pieces),
+        }
     }
 }

@@ -117,7 +117,7 @@ async fn authenticate_and_publish(
         (status = 413, description = "body over 64 KiB", body = ErrorSchema),
         (status = 429, description = "over a rate limit (per end user, per client IP, or the service limit when configured); `Retry-After` says when to retry",
             body = ErrorSchema, headers(("Retry-After" = u64, description = "whole seconds, at least 1"))),
-        (status = 503, description = "the service cannot decide now; never a guess", body = ErrorSchema),
+        (status = 503, description = "the service cannot decide now, including a min_revision the database has not reached; never a guess", body = ErrorSchema),
     ),
     security(("service_token" = []), ("end_user_jwt" = [])),
 )]
@@ -174,7 +174,7 @@ pub async fn authorize(
         (status = 413, description = "body over 64 KiB or more than 100 checks", body = ErrorSchema),
         (status = 429, description = "over a rate limit (per end user, per client IP, or the service limit when configured); `Retry-After` says when to retry",
             body = ErrorSchema, headers(("Retry-After" = u64, description = "whole seconds, at least 1"))),
-        (status = 503, description = "the service cannot decide now; never a guess", body = ErrorSchema),
+        (status = 503, description = "the service cannot decide now, including a min_revision the database has not reached; never a guess", body = ErrorSchema),
     ),
     security(("service_token" = []), ("end_user_jwt" = [])),
 )]

@@ -394,3 +394,38 @@ async fn four_tiers_on_four_database_indexes_each_hold_their_own_data() {
     assert_eq!(session, json!({"sub": READER, "exp": exp}));
     origin.stop().await;
 }
+
+#[tokio::test]
+async fn a_min_revision_ahead_of_the_primary_is_never_answered() {
+    let db = TestDb::new().await;
+    let (client, origin) = serve_shared_generation(&db, None, None).await;
+    let revision = support::current_revision(&client).await;
+    // A revision the database has not reached (another database's token, or one from before a
+    // failover that rewound the revision): 503, single and batch, and no cache entry below it.
+    let ahead = revision + 1_000;
+    let (status, answer) = origin
+        .authorize(with_min_revision(read_question(), ahead))
+        .await;
+    assert_eq!(status, 503, "{answer}");
+    assert_eq!(answer["error"]["code"], "unavailable", "{answer}");
+    let (status, answer) = origin
+        .post(
+            "/v1/authorize/batch",
+            Some(support::SERVICE_TOKEN),
+            json!({"checks": [read_question(), with_min_revision(read_question(), ahead)]}),
+        )
+        .await;
+    assert_eq!(status, 503, "{answer}");
+    // The same question at the database's own revision is answered at or above it.
+    let (status, answer) = origin
+        .authorize(with_min_revision(read_question(), revision))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer["revision"].as_i64() >= Some(revision), "{answer}");
+    let metrics = origin.metrics_text().await;
+    assert!(
+        metrics.contains("authz_below_min_revision_total"),
+        "{metrics}"
+    );
+    origin.stop().await;
+}
