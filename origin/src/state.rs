@@ -51,6 +51,9 @@ pub struct AppStateInner {
     pub last_warming: Arc<std::sync::Mutex<Option<crate::warming::WarmReport>>>,
     /// The refresh-ahead queue, until the background task takes it.
     pub refresh_queue: std::sync::Mutex<Option<crate::decision::RefreshQueue>>,
+    /// The last status anonymous health callers were given, with when it was probed (one
+    /// probe at a time: callers wait on the lock rather than probing again).
+    pub health_summary: tokio::sync::Mutex<Option<(Instant, axum::http::StatusCode, &'static str)>>,
 }
 
 /// The process-wide Prometheus recorder (installed once, even when tests build several states).
@@ -153,6 +156,7 @@ impl AppState {
             rate_limits,
             last_warming: Arc::new(std::sync::Mutex::new(None)),
             refresh_queue: std::sync::Mutex::new(refresh_queue),
+            health_summary: tokio::sync::Mutex::new(None),
         })))
     }
 

@@ -188,26 +188,29 @@ pub struct ErrorSchema {
     pub error: ErrorDetailSchema,
 }
 
-/// `GET /api/v1/health`'s answer.
+/// `GET /api/v1/health`'s answer: `status` for everyone, the rest with the admin token only.
 #[derive(ToSchema)]
 #[schema(as = Health)]
 pub struct HealthSchema {
     /// The overall status.
     pub status: HealthStatus,
     /// The origin's version.
+    #[schema(required = false)]
     pub version: String,
     /// Seconds since start.
+    #[schema(required = false)]
     pub uptime_seconds: u64,
     /// `{"reachable", "latency_ms"}`.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Object, required = false)]
     pub postgres: (),
     /// `{"enabled", "tiers": {name: {"reachable", "latency_ms", "breaker"}}}`.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Object, required = false)]
     pub redis: (),
     /// `{"listener_connected", "revision", "notices"}`.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Object, required = false)]
     pub invalidation: (),
     /// Decisions held in process.
+    #[schema(required = false)]
     pub l1_entries: u64,
 }
 

@@ -306,3 +306,47 @@ async fn a_deny_is_a_200_and_unknown_routes_a_json_404() {
     );
     origin.stop().await;
 }
+
+#[tokio::test]
+async fn anonymous_health_is_the_status_only_probed_at_most_once_a_second() {
+    let db = TestDb::new().await;
+    let origin = TestOrigin::start(support::origin_vars(&db, None)).await;
+    let probes = |text: &str| -> u64 {
+        text.lines()
+            .find(|line| line.starts_with("authz_health_probes_total"))
+            .and_then(|line| line.split_whitespace().last())
+            .and_then(|value| value.parse().ok())
+            .unwrap_or(0)
+    };
+    let before = probes(&origin.metrics_text().await);
+    // Anonymous, and with a credential that is not the admin token: the status only.
+    for token in [None, Some(support::SERVICE_TOKEN), Some("not-a-token")] {
+        for _ in 0..10 {
+            let (status, answer) = origin.get("/api/v1/health", token).await;
+            assert_eq!(status, 200, "{answer}");
+            assert_eq!(answer, json!({"status": "ok"}), "{token:?}");
+        }
+    }
+    let anonymous = probes(&origin.metrics_text().await) - before;
+    assert!(
+        (1..=2).contains(&anonymous),
+        "30 anonymous calls probed {anonymous} times"
+    );
+    // The admin token: every detail, probed for the call.
+    let (status, answer) = origin
+        .get("/api/v1/health", Some(support::ADMIN_TOKEN))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    for field in [
+        "version",
+        "uptime_seconds",
+        "postgres",
+        "redis",
+        "invalidation",
+        "l1_entries",
+    ] {
+        assert!(answer.get(field).is_some(), "{field}: {answer}");
+    }
+    assert!(answer["invalidation"]["revision"].is_number(), "{answer}");
+    origin.stop().await;
+}

@@ -102,8 +102,11 @@ async fn ask_batch(origin: &TestOrigin, checks: Vec<Value>) -> Reply {
     }
 }
 
+/// The health details (the admin token's view, probed for each call).
 async fn health(origin: &TestOrigin) -> (u16, Value) {
-    origin.get("/api/v1/health", None).await
+    origin
+        .get("/api/v1/health", Some(support::ADMIN_TOKEN))
+        .await
 }
 
 /// Counts of one phase: requests, wrong answers (a 200 whose `granted` is not the truth),

@@ -400,7 +400,9 @@ async fn redis_over_tls_with_a_private_ca_and_the_breaker_on_a_refused_certifica
     // can take longer than the 50 ms command deadline for: poll, up to 10 s.
     let mut health = serde_json::Value::Null;
     for _ in 0..100 {
-        let (status, answer) = origin.get("/api/v1/health", None).await;
+        let (status, answer) = origin
+            .get("/api/v1/health", Some(support::ADMIN_TOKEN))
+            .await;
         assert_eq!(status, 200, "{answer}");
         health = answer;
         if health["status"] == "ok" {
@@ -465,7 +467,9 @@ async fn redis_over_tls_with_a_private_ca_and_the_breaker_on_a_refused_certifica
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["source"], "db", "{body}");
     }
-    let (_, health) = origin.get("/api/v1/health", None).await;
+    let (_, health) = origin
+        .get("/api/v1/health", Some(support::ADMIN_TOKEN))
+        .await;
     assert_eq!(health["status"], "degraded", "{health}");
     assert_eq!(
         health["redis"]["tiers"]["authorization"]["reachable"], false,
