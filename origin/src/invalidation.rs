@@ -10,6 +10,12 @@
 //! or above the floor and none of its dependencies changed after it. Each change costs O(ids in
 //! the notice); nothing scans keys, and every origin process listens itself, so several
 //! processes sharing Redis all judge shared entries by the same notices.
+//!
+//! Any database role may `NOTIFY` the channel, so a notice's revision is believed only once the
+//! database has reached it (`authz_current_revision()`, one query per revision not yet
+//! confirmed): a forged `{"r": 9e18, "all": true}` is ignored instead of raising the floor
+//! forever. An unreadable notice ends the connection; caches are bypassed until a new one
+//! listens and raises the floor to the revision it reads.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -191,6 +197,8 @@ enum ListenError {
     Postgres(#[from] tokio_postgres::Error),
     #[error("no answer within {0:?}")]
     Silent(Duration),
+    #[error("unreadable change notice: {0}")]
+    Unreadable(String),
 }
 
 async fn listen_once(
@@ -236,7 +244,8 @@ async fn listen_once(
             .await
             .map_err(|_| ListenError::Silent(deadline))??;
         let revision: i64 = row.get(0);
-        invalidation.connected_at(u64::try_from(revision).unwrap_or(0));
+        let mut confirmed = u64::try_from(revision).unwrap_or(0);
+        invalidation.connected_at(confirmed);
         tracing::info!(revision, "invalidation listener connected");
         let mut ticks = tokio::time::interval(heartbeat);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -254,19 +263,34 @@ async fn listen_once(
                 break;
             };
             let payload = message?;
-            match serde_json::from_str::<Notice>(&payload) {
-                Ok(notice) => invalidation.apply(&notice),
+            let notice = match serde_json::from_str::<Notice>(&payload) {
+                Ok(notice) => notice,
                 Err(error) => {
-                    // An unreadable notice could be a change we cannot attribute: fail closed.
-                    tracing::error!(%error, %payload, "unreadable change notice; flushing");
-                    let newest = invalidation.newest_revision();
-                    invalidation.apply(&Notice {
-                        r: newest,
-                        ids: Vec::new(),
-                        all: true,
-                    });
+                    // A change we cannot attribute: drop the connection, so caches are bypassed
+                    // until a new one listens and sets the floor to the revision it reads then,
+                    // which covers whatever this notice was about.
+                    tracing::error!(%error, %payload, "unreadable change notice; re-listening");
+                    metrics::counter!("authz_unreadable_notices_total").increment(1);
+                    return Err(ListenError::Unreadable(error.to_string()));
+                }
+            };
+            if notice.r > confirmed {
+                // Any role may NOTIFY: a revision is believed only once the database has
+                // reached it (one query covers every notice up to the revision it reads).
+                let row = tokio::time::timeout(
+                    deadline,
+                    client.query_one("SELECT authz_current_revision()", &[]),
+                )
+                .await
+                .map_err(|_| ListenError::Silent(deadline))??;
+                confirmed = u64::try_from(row.get::<_, i64>(0)).unwrap_or(0);
+                if notice.r > confirmed {
+                    tracing::error!(%payload, confirmed, "change notice ahead of the database; ignored");
+                    metrics::counter!("authz_forged_notices_total").increment(1);
+                    continue;
                 }
             }
+            invalidation.apply(&notice);
         }
         Ok::<(), ListenError>(())
     }

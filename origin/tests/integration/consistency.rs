@@ -429,3 +429,67 @@ async fn a_min_revision_ahead_of_the_primary_is_never_answered() {
     );
     origin.stop().await;
 }
+
+#[tokio::test]
+async fn forged_and_unreadable_notices_neither_disable_caches_nor_go_unnoticed() {
+    let db = TestDb::new().await;
+    let (client, origin) = serve_shared_generation(&db, None, None).await;
+    let (_, first) = origin.authorize(read_question()).await;
+    assert_eq!(first["granted"], true, "{first}");
+    let (_, second) = origin.authorize(read_question()).await;
+    assert_eq!(second["source"], "l1", "{second}");
+    let wait_for_metric = |name: &'static str| {
+        let origin = &origin;
+        async move {
+            for _ in 0..200 {
+                if origin.metrics_text().await.contains(name) {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+            }
+            panic!("{name} never counted");
+        }
+    };
+
+    // Any role may NOTIFY: a revision far ahead of the database is ignored, so the floor stays
+    // and the cached answer is still served.
+    client
+        .execute(
+            "SELECT pg_notify('authz_changes', '{\"r\": 9000000000000000000, \"all\": true}')",
+            &[],
+        )
+        .await
+        .expect("notify");
+    wait_for_metric("authz_forged_notices_total").await;
+    assert!(origin.state.invalidation.newest_revision() < 9_000_000_000_000_000_000);
+    let (_, cached) = origin.authorize(read_question()).await;
+    assert_eq!(cached["source"], "l1", "{cached}");
+
+    // An unreadable notice: the listener reconnects (caches bypassed meanwhile) and changes
+    // are still seen afterwards.
+    let reconnects = origin.state.invalidation.reconnects();
+    client
+        .execute("SELECT pg_notify('authz_changes', 'not a notice')", &[])
+        .await
+        .expect("notify");
+    wait_for_metric("authz_unreadable_notices_total").await;
+    for _ in 0..200 {
+        if origin.state.invalidation.reconnects() > reconnects
+            && origin.state.invalidation.is_connected()
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(origin.state.invalidation.reconnects() > reconnects);
+    assert!(origin.state.invalidation.is_connected());
+    client
+        .execute("UPDATE generation_shares SET is_active = false", &[])
+        .await
+        .expect("revoke");
+    let revision = support::current_revision(&client).await;
+    origin.wait_revision(revision).await;
+    let (_, after) = origin.authorize(read_question()).await;
+    assert_eq!(after["granted"], false, "{after}");
+    origin.stop().await;
+}
