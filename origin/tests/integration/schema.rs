@@ -170,3 +170,48 @@ async fn materialized_views_refresh_concurrently_and_never_decide() {
         "a decision reads a materialized view"
     );
 }
+
+#[tokio::test]
+async fn ids_the_uuid_standard_refuses_cannot_be_stored() {
+    let db = TestDb::new().await;
+    let client = db.client().await;
+    let user = "a0000000-0000-4000-8000-000000000001";
+    client
+        .execute(&format!("INSERT INTO users (id) VALUES ('{user}')"), &[])
+        .await
+        .expect("a standard id");
+    for id in [
+        "00000000-0000-0000-0000-000000000000",
+        "ffffffff-ffff-ffff-ffff-ffffffffffff",
+    ] {
+        for sql in [
+            format!("INSERT INTO users (id) VALUES ('{id}')"),
+            format!("INSERT INTO generations (id, user_id) VALUES ('{id}', '{user}')"),
+            format!("INSERT INTO projects (id, user_id, name) VALUES ('{id}', '{user}', 'p')"),
+        ] {
+            let error = client.execute(&sql, &[]).await.expect_err(&sql);
+            assert_eq!(
+                error.code(),
+                Some(&tokio_postgres::error::SqlState::CHECK_VIOLATION),
+                "{sql}: {error}"
+            );
+        }
+    }
+    // On a database that already holds such a row, the migration refuses to apply.
+    client
+        .batch_execute(
+            "ALTER TABLE users DROP CONSTRAINT users_id_standard;
+             INSERT INTO users (id) VALUES ('00000000-0000-0000-0000-000000000000')",
+        )
+        .await
+        .expect("an old row");
+    let error = client
+        .batch_execute(include_str!("../../../migrations/V10__standard_ids.sql"))
+        .await
+        .expect_err("the migration validates existing rows");
+    assert_eq!(
+        error.code(),
+        Some(&tokio_postgres::error::SqlState::CHECK_VIOLATION),
+        "{error}"
+    );
+}
