@@ -3,7 +3,7 @@
 #   .tools/bin/worker-build    worker-build 0.8.7 (must share the `worker` crate's minor version)
 #   .tools/bin/wasm-bindgen    wasm-bindgen-cli, exactly the wasm-bindgen version in Cargo.lock
 #   node_modules/              `npm ci` from package-lock.json: wrangler 4.86.0 (the last that
-#                              runs on Node 20), miniflare, binaryen 132 (wasm-opt), esbuild, pg
+#                              runs on Node 20), miniflare, binaryen 132 (wasm-opt), esbuild, pg, jose
 # and prints the environment worker-build needs to run offline (it would otherwise download
 # wasm-bindgen and wasm-opt at build time). Usage: scripts/edge-toolchain.sh [--print-env]
 set -euo pipefail
@@ -57,7 +57,7 @@ fi
 # npm ci wipes node_modules, so run it only when the lock file changed since the last run.
 STAMP="$TOOLS/npm-ci.stamp"
 if [ ! -d node_modules ] || ! cmp -s package-lock.json "$STAMP"; then
-  log "npm ci (wrangler, miniflare, binaryen, esbuild, pg)"
+  log "npm ci (wrangler, miniflare, binaryen, esbuild, pg, jose)"
   npm ci --no-audit --no-fund --loglevel=error
   cp package-lock.json "$STAMP"
 fi

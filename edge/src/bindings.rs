@@ -4,10 +4,14 @@
 //! Every binding name the worker uses is a constant here and nowhere else; a unit test parses
 //! `../wrangler.toml` and checks that each one is declared there (KV namespaces and vars as
 //! tables, secrets in the `secrets.required` list, which wrangler 4.86 reads for type generation
-//! and local-dev warnings).
+//! and local-dev warnings), and that no secret is also a var: Cloudflare refuses a secret whose
+//! name a var already uses, and a deployment whose var names an existing secret (error 10053,
+//! "binding name already in use"), so a name is one or the other per environment.
 //! This module must not hold any rule: it only hands values to the handlers.
 
-use authz_core::jwt::{JwtConfig, JwtKey};
+use std::rc::Rc;
+
+use authz_core::jwt::{JwtConfig, JwtKey, KeySet};
 use worker::{Env, KvStore};
 
 use crate::error::EdgeError;
@@ -24,6 +28,11 @@ pub const AUTHZ_SERVICE_TOKEN: &str = "AUTHZ_SERVICE_TOKEN";
 /// Secret: the HS256 secret of end-user JWTs (the origin's `AUTHZ_JWT_SECRET`).
 pub const AUTHZ_JWT_SECRET: &str = "AUTHZ_JWT_SECRET";
 
+/// Secret (or var): the identity provider's JWKS document, whose keys verify RS256, ES256 and
+/// EdDSA end-user tokens. Declared as a secret; a deployment may make it a var instead (the
+/// worker reads either as a string), never both. Blank or unset: no key set.
+pub const AUTHZ_JWKS: &str = "AUTHZ_JWKS";
+
 /// The KV namespace bindings.
 pub const KV_NAMESPACES: [&str; 1] = [AUTHZ_CACHE];
 /// The plain-text vars.
@@ -36,7 +45,7 @@ pub const VARS: [&str; 6] = [
     JwtConfig::VARIABLES[3],
 ];
 /// The secrets (set with `wrangler secret put NAME`).
-pub const SECRETS: [&str; 2] = [AUTHZ_SERVICE_TOKEN, AUTHZ_JWT_SECRET];
+pub const SECRETS: [&str; 3] = [AUTHZ_SERVICE_TOKEN, AUTHZ_JWT_SECRET, AUTHZ_JWKS];
 
 /// Default of [`AUTHZ_EDGE_MEMORY_CACHE_ENTRIES`].
 pub const DEFAULT_MEMORY_CACHE_ENTRIES: usize = 4096;
@@ -46,6 +55,14 @@ pub const DEFAULT_MEMORY_CACHE_ENTRIES: usize = 4096;
 pub fn jwt_key(env: &Env) -> Option<JwtKey> {
     let secret = env.secret(AUTHZ_JWT_SECRET).ok()?.to_string();
     JwtKey::new(secret.as_bytes())
+}
+
+/// The identity provider's key set, or `None` when [`AUTHZ_JWKS`] is unset or blank; parsed once
+/// per isolate (`keys::key_set`). A document the core refuses is 503 (logged, naming the
+/// binding). A secret and a var are both strings to the runtime, so one read serves either.
+pub fn jwt_key_set(env: &Env) -> Result<Option<Rc<KeySet>>, EdgeError> {
+    let document = env.var(AUTHZ_JWKS).ok().map(|value| value.to_string());
+    crate::keys::key_set(document.as_deref().filter(|text| !text.trim().is_empty()))
 }
 
 /// The end-user JWT policy (audience, issuer, leeway, maximum lifetime) from the origin's

@@ -3,15 +3,18 @@
 //!
 //! It only translates I/O to and from `authz-core`: every rule, format and check (the UUID
 //! standard, the vocabularies, the JWT verification, the cache key and entry, `servable`)
-//! lives there. This file only routes; `handlers/` answer, `error.rs` renders every error,
+//! lives there; public-key signatures are the runtime's WebCrypto's (`webcrypto.rs`). This
+//! file only routes; `handlers/` answer, `error.rs` renders every error,
 //! `bindings.rs` names every binding.
 
 pub mod bindings;
 pub mod cache;
 pub mod error;
 pub mod handlers;
+pub mod keys;
 pub mod origin;
 pub mod request;
+pub mod webcrypto;
 
 use worker::{Context, Env, Method, Request, Response, event};
 

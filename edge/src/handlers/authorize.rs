@@ -8,7 +8,7 @@ use authz_core::cache::CacheKey;
 use authz_core::wire::{Source, WireDecision};
 use worker::{Context, Env, Request, Response};
 
-use super::{CACHE_HEADER, authorization, json_response, now};
+use super::{CACHE_HEADER, json_response, now};
 use crate::bindings;
 use crate::cache::{self, Lookup};
 use crate::error::EdgeError;
@@ -18,12 +18,7 @@ use crate::request;
 /// Answers one decision.
 pub async fn handle(request: Request, env: &Env, ctx: &Context) -> Result<Response, EdgeError> {
     let started = now();
-    let principal = request::principal(
-        authorization(&request).as_deref(),
-        bindings::jwt_key(env).as_ref(),
-        &bindings::jwt_config(env)?,
-        started.as_seconds(),
-    )?;
+    let principal = super::principal(&request, env, started).await?;
     let url = request
         .url()
         .map_err(|_| EdgeError::invalid_request("malformed url", "url"))?;

@@ -10,7 +10,7 @@ use futures_util::future::join_all;
 use serde_json::json;
 use worker::{Context, Env, Request, Response};
 
-use super::{CACHE_HEADER, authorization, json_response, now};
+use super::{CACHE_HEADER, json_response, now};
 use crate::bindings;
 use crate::cache::{self, Lookup};
 use crate::error::EdgeError;
@@ -20,12 +20,7 @@ use crate::request::{self, Check};
 /// Answers a batch.
 pub async fn handle(mut request: Request, env: &Env, ctx: &Context) -> Result<Response, EdgeError> {
     let started = now();
-    let principal = request::principal(
-        authorization(&request).as_deref(),
-        bindings::jwt_key(env).as_ref(),
-        &bindings::jwt_config(env)?,
-        started.as_seconds(),
-    )?;
+    let principal = super::principal(&request, env, started).await?;
     // Refuse a declared oversized body before reading it.
     let declared = request
         .headers()

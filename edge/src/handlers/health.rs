@@ -1,7 +1,9 @@
 //! `GET /health`: the worker's own status and whether the origin answers.
 //!
 //! Always 200 while the worker runs (it can still serve cached decisions): `status` is `ok`
-//! when the KV binding is present and the origin answers `ok`, else `degraded`.
+//! when the KV binding is present, `AUTHZ_JWKS` (if set) is a key set the core accepts, and the
+//! origin answers `ok`, else `degraded`. `jwt.configured` says whether any end-user token can
+//! be accepted (a secret or a key set is bound), `jwt.keys` how many keys the set holds.
 
 use serde_json::json;
 use worker::{Env, Response};
@@ -14,6 +16,13 @@ use crate::origin;
 /// Answers the health document.
 pub async fn handle(env: &Env) -> Result<Response, EdgeError> {
     let kv_bound = bindings::cache(env).is_ok();
+    let key_set = bindings::jwt_key_set(env);
+    let jwks_keys = key_set
+        .as_ref()
+        .ok()
+        .and_then(|set| set.as_ref().map(|set| set.keys().len()))
+        .unwrap_or(0);
+    let jwt_configured = bindings::jwt_key(env).is_some() || jwks_keys > 0;
     let origin = match bindings::origin(env) {
         Ok(config) => origin::health(&config).await,
         Err(error) => origin::OriginHealth {
@@ -23,13 +32,14 @@ pub async fn handle(env: &Env) -> Result<Response, EdgeError> {
             error: Some(format!("{error:?}")),
         },
     };
-    let healthy = kv_bound && origin.reachable && origin.status.as_deref() == Some("ok");
+    let healthy =
+        kv_bound && key_set.is_ok() && origin.reachable && origin.status.as_deref() == Some("ok");
     json_response(
         &json!({
             "status": if healthy { "ok" } else { "degraded" },
             "version": env!("CARGO_PKG_VERSION"),
             "kv": { "bound": kv_bound },
-            "jwt": { "configured": bindings::jwt_key(env).is_some() },
+            "jwt": { "configured": jwt_configured, "keys": jwks_keys },
             "origin": {
                 "reachable": origin.reachable,
                 "status": origin.status,

@@ -6,11 +6,15 @@ pub mod authorize;
 pub mod batch;
 pub mod health;
 
-use authz_core::Timestamp;
+use authz_core::jwt::Keys;
+use authz_core::{Principal, Timestamp};
 use serde::Serialize;
-use worker::{Headers, Request, Response};
+use worker::{Env, Headers, Request, Response};
 
+use crate::bindings;
 use crate::error::EdgeError;
+use crate::request;
+use crate::webcrypto::WebCrypto;
 
 /// The response header that tells which tier answered a single decision.
 pub const CACHE_HEADER: &str = "x-authz-cache";
@@ -24,6 +28,31 @@ pub fn now() -> Timestamp {
 /// The request's `Authorization` header, if any.
 pub fn authorization(request: &Request) -> Option<String> {
     request.headers().get("authorization").ok().flatten()
+}
+
+/// The request's principal at `now`: the bearer token verified with the bound keys (the HS256
+/// secret, the JWKS key set) and policy, public-key signatures by WebCrypto. A binding that
+/// does not parse is a 503 before any token is looked at, anonymous requests included.
+pub async fn principal(
+    request: &Request,
+    env: &Env,
+    now: Timestamp,
+) -> Result<Principal, EdgeError> {
+    let policy = bindings::jwt_config(env)?;
+    let set = bindings::jwt_key_set(env)?;
+    let secret = bindings::jwt_key(env);
+    let keys = Keys {
+        secret: secret.as_ref(),
+        set: set.as_deref(),
+    };
+    request::principal(
+        authorization(request).as_deref(),
+        keys,
+        &policy,
+        now.as_seconds(),
+        &WebCrypto,
+    )
+    .await
 }
 
 /// A 200 JSON response with extra `headers` (name, value).
