@@ -14,6 +14,7 @@ import { fileURLToPath } from "node:url";
 import { Miniflare } from "miniflare";
 
 import { authorizePath, connect, SERVICE_TOKEN, ORIGIN_URL, startEdge, tokenFor } from "../tests/support.mjs";
+import { cpuTicks, workerdChildren } from "./procstat.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const KEYS = Number(process.env.BENCH_KEYS ?? 200);
@@ -25,27 +26,7 @@ const TICKS_PER_SECOND = 100; // Linux USER_HZ
 
 // --- workerd processes, for CPU time ---------------------------------------------------------
 
-function workerdChildren() {
-  const pids = new Set();
-  for (const entry of fs.readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${entry}/stat`, "utf8");
-      const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      if (comm === "workerd" && ppid === process.pid) pids.add(Number(entry));
-    } catch {
-      // gone
-    }
-  }
-  return pids;
-}
 
-function cpuTicks(pid) {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return Number(fields[11]) + Number(fields[12]); // utime + stime
-}
 
 async function withWorkerd(start) {
   const before = workerdChildren();

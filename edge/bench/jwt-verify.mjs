@@ -19,6 +19,7 @@ import { fileURLToPath } from "node:url";
 import { SignJWT, importJWK } from "jose";
 
 import { authorizePath, connect, nowSeconds, ownerDataset, startEdge, tokenFor } from "../tests/support.mjs";
+import { cpuTicks, workerdChildren } from "./procstat.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 10);
@@ -35,26 +36,6 @@ const publicJwk = (kid, jwk) => {
 };
 const JWKS = JSON.stringify({ keys: Object.values(signers).map(([kid, jwk]) => publicJwk(kid, jwk)) });
 
-function workerdChildren() {
-  const pids = new Set();
-  for (const entry of fs.readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${entry}/stat`, "utf8");
-      const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      if (comm === "workerd" && ppid === process.pid) pids.add(Number(entry));
-    } catch {
-      // gone
-    }
-  }
-  return pids;
-}
-function cpuTicks(pid) {
-  const fields = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
-  const rest = fields.slice(fields.lastIndexOf(")") + 2).split(" ");
-  return Number(rest[11]) + Number(rest[12]);
-}
 
 const percentile = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 const round = (value, digits = 3) => Number(value.toFixed(digits));
