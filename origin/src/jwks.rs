@@ -152,6 +152,15 @@ impl KeyStore {
             return Ok(self.current().keys().len());
         };
         let _one_at_a_time = self.fetching.lock().await;
+        self.fetch_locked(client, url).await
+    }
+
+    /// [`KeyStore::fetch`] once the caller holds `fetching`.
+    async fn fetch_locked(
+        &self,
+        client: &reqwest::Client,
+        url: &reqwest::Url,
+    ) -> Result<usize, FetchError> {
         self.mark_attempt();
         let outcome = fetch_set(client, url).await;
         let label = match &outcome {
@@ -171,23 +180,32 @@ impl KeyStore {
     }
 
     /// Fetches the set again because a token named a `kid` it does not hold, unless a fetch
-    /// was attempted less than `AUTHZ_JWKS_MIN_REFRESH_SECONDS` ago. Returns whether the set
-    /// was fetched (successfully), so the caller knows whether verifying again can help.
+    /// was attempted less than `AUTHZ_JWKS_MIN_REFRESH_SECONDS` ago. Returns whether verifying
+    /// again can help: this call fetched successfully, or another one fetched while it waited.
     pub async fn refresh_for_unknown_kid(&self) -> bool {
-        let Source::Url { min_refresh, .. } = &self.source else {
+        let (
+            Source::Url {
+                url, min_refresh, ..
+            },
+            Some(client),
+        ) = (&self.source, &self.client)
+        else {
             return false;
         };
-        let recent = self
-            .last_attempt
-            .lock()
-            .ok()
-            .and_then(|last| *last)
-            .is_some_and(|last| last.elapsed() < *min_refresh);
-        if recent {
+        let asked_at = Instant::now();
+        // Concurrent requests with unknown kids queue here, so the check below sees the fetch
+        // the first of them made.
+        let _one_at_a_time = self.fetching.lock().await;
+        let last = self.last_attempt.lock().ok().and_then(|last| *last);
+        if last.is_some_and(|last| last >= asked_at) {
+            // Another request fetched while this one waited: verify again with its set.
+            return true;
+        }
+        if last.is_some_and(|last| last.elapsed() < *min_refresh) {
             metrics::counter!("authz_jwks_fetches_total", "outcome" => "rate_limited").increment(1);
             return false;
         }
-        match self.fetch().await {
+        match self.fetch_locked(client, url).await {
             Ok(_) => true,
             Err(error) => {
                 tracing::warn!(%error, "refetching the JWKS for an unknown kid failed; keeping the last good set");
