@@ -139,6 +139,8 @@ pub struct Config {
     pub jwt: JwtConfig,
     /// `AUTHZ_GRANT_TTL_MS`, `AUTHZ_DENY_TTL_MS`, `AUTHZ_NOT_FOUND_TTL_MS`.
     pub ttl: TtlPolicy,
+    /// `AUTHZ_EDGE_TTL_MS`: the longest `ttl_ms` an answer carries (default 4,000).
+    pub edge_ttl_ms: u64,
     /// `AUTHZ_L1_CAPACITY`: decisions held in process (default 100,000).
     pub l1_capacity: u64,
     /// `AUTHZ_REFRESH_AHEAD_PERCENT`: an L1 hit in the last this-many percent of its entry's
@@ -295,6 +297,7 @@ impl Config {
             jwks,
             jwt,
             ttl,
+            edge_ttl_ms: env.number("AUTHZ_EDGE_TTL_MS")?,
             l1_capacity: env.number("AUTHZ_L1_CAPACITY")?,
             refresh_ahead_percent: u8::try_from(env.number_in(
                 "AUTHZ_REFRESH_AHEAD_PERCENT",

@@ -159,6 +159,11 @@ pub const VARIABLES: &[Variable] = &[
         "5000",
     ),
     value(
+        "AUTHZ_EDGE_TTL_MS",
+        "the longest `ttl_ms` an answer carries: how long the edge (or any client) may reuse it, and so the edge's staleness bound for plain requests; the origin's own caches keep the TTLs above, invalidated on every change",
+        "4000",
+    ),
+    value(
         "AUTHZ_L1_CAPACITY",
         "decisions held in process (0 turns L1 off, for measurements)",
         "100000",

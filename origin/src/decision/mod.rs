@@ -213,9 +213,37 @@ impl Decider {
         }
     }
 
-    /// Answers checks in order: L1, then `behind_l1` for the misses (one Redis `MGET`,
-    /// one Postgres statement), whose answers L1 then keeps.
-    pub async fn decide_batch(&self, checks: &[Check]) -> Result<Vec<Answer>, AppError> {
+    /// Answers checks in order, every answer judged at the returned instant, which is the one
+    /// the caller must render them at: the cached answers of a batch are looked up first and
+    /// the misses computed after, so an answer from a cache that ended meanwhile (a TTL, a
+    /// share's expiry), and any grant whose share has expired, is asked again (up to
+    /// [`BATCH_ROUNDS`] rounds, else 503): none is sent back at or after its end.
+    pub async fn decide_batch(
+        &self,
+        checks: &[Check],
+    ) -> Result<(Vec<Answer>, Timestamp), AppError> {
+        let mut answers = self.decide_batch_once(checks).await?;
+        for _ in 0..BATCH_ROUNDS {
+            let at = now();
+            let ended: Vec<usize> = (0..answers.len())
+                .filter(|index| answers.get(*index).is_some_and(|answer| ended(answer, at)))
+                .collect();
+            if ended.is_empty() {
+                return Ok((answers, at));
+            }
+            let again: Vec<Check> = ended.iter().map(|index| checks[*index]).collect();
+            for (index, answer) in ended.into_iter().zip(self.decide_batch_once(&again).await?) {
+                answers[index] = answer;
+            }
+        }
+        Err(AppError::Unavailable(
+            "batch answers kept ending before they could be sent".to_owned(),
+        ))
+    }
+
+    /// One pass of [`Self::decide_batch`]: L1, then `behind_l1` for the misses (one Redis
+    /// `MGET`, one Postgres statement), whose answers L1 then keeps.
+    async fn decide_batch_once(&self, checks: &[Check]) -> Result<Vec<Answer>, AppError> {
         let keys: Vec<CacheKey> = checks
             .iter()
             .map(|check| CacheKey::new(&check.question))
@@ -390,6 +418,17 @@ impl Decider {
             .collect();
         tokio::spawn(async move { l2.set_many(items).await });
     }
+}
+
+/// How many times [`Decider::decide_batch`] asks again for answers that ended meanwhile.
+pub const BATCH_ROUNDS: usize = 3;
+
+/// Whether `answer` may no longer be sent at `at`: a cached one at or past its end, or a grant
+/// at or past the share expiry it rests on (a fresh computation's entry ends no earlier).
+fn ended(answer: &Answer, at: Timestamp) -> bool {
+    let decision = &answer.entry.decision;
+    (answer.source != Source::Db && at >= answer.entry.expires_at)
+        || (decision.granted && decision.valid_until.is_some_and(|until| at >= until))
 }
 
 /// The error of a check left without an answer (the tiers answer every check they are given).

@@ -2,6 +2,7 @@
 
 use std::time::{Duration, Instant};
 
+use authz_core::Timestamp;
 use authz_core::wire::{WireDecision, push_decimal};
 use axum::Json;
 use axum::extract::{Request, State};
@@ -19,8 +20,13 @@ use crate::openapi::schemas::{
 use crate::rate_limit::ClientIp;
 use crate::state::AppState;
 
-fn wire(answer: &Answer) -> WireDecision {
-    WireDecision::from_entry(&answer.entry, now(), answer.source)
+/// The wire object of `answer` sent at `at`: its `ttl_ms` is what is left of its entry, at
+/// most `AUTHZ_EDGE_TTL_MS` (the origin's caches are invalidated on every change, a client's
+/// are not: the edge serves plain requests up to this, so it stays short).
+fn wire(answer: &Answer, at: Timestamp, state: &AppState) -> WireDecision {
+    let mut decision = WireDecision::from_entry(&answer.entry, at, answer.source);
+    decision.ttl_ms = decision.ttl_ms.min(state.config.edge_ttl_ms);
+    decision
 }
 
 /// `Server-Timing: decide;dur=<ms>`: the time from the parsed question to the decision, so a
@@ -155,7 +161,7 @@ pub async fn authorize(
             ),
             timing,
         ],
-        wire(&answer).to_json(),
+        wire(&answer, now(), &state).to_json(),
     ))
 }
 
@@ -190,7 +196,7 @@ pub async fn authorize_batch(
     // Each check counts (see `rate_limit`).
     state.rate_limits.check(caller, client, checks.len())?;
     let started = Instant::now();
-    let answers = tokio::time::timeout(
+    let (answers, judged_at) = tokio::time::timeout(
         state.config.request_timeout,
         state.decider.decide_batch(&checks),
     )
@@ -200,7 +206,10 @@ pub async fn authorize_batch(
     for answer in &answers {
         record(&state, answer, started);
     }
-    let results: Vec<WireDecision> = answers.iter().map(wire).collect();
+    let results: Vec<WireDecision> = answers
+        .iter()
+        .map(|answer| wire(answer, judged_at, &state))
+        .collect();
     Ok((server_timing(decided), Json(json!({ "results": results }))))
 }
 

@@ -493,3 +493,53 @@ async fn forged_and_unreadable_notices_neither_disable_caches_nor_go_unnoticed()
     assert_eq!(after["granted"], false, "{after}");
     origin.stop().await;
 }
+
+/// A batch judges every answer at the instant it is sent back: a share grant L1 held when the
+/// batch began, which expires while Postgres takes its time over another check of the same
+/// batch, is asked again, not sent back after its expiry.
+#[tokio::test]
+async fn a_batch_never_sends_a_cached_share_grant_after_its_expiry() {
+    let db = TestDb::new().await;
+    let expires_at = std::time::SystemTime::now() + Duration::from_millis(2_000);
+    let (_client, origin) = serve_shared_generation(&db, None, Some(expires_at)).await;
+    let (_, cached) = origin.authorize(read_question()).await;
+    assert_eq!(cached["granted"], true, "{cached}");
+    let (_, again) = origin.authorize(read_question()).await;
+    assert_eq!(again["source"], "l1", "{again}");
+    let until = |at: std::time::SystemTime| {
+        at.duration_since(std::time::SystemTime::now())
+            .unwrap_or_default()
+    };
+    tokio::time::sleep(until(expires_at - Duration::from_millis(500))).await;
+
+    // Postgres cannot read the resource pieces until the lock is released, 150 ms after the
+    // share's expiry (within the authorization pools' 1 s statement timeout).
+    let locker = db.client().await;
+    locker
+        .batch_execute("BEGIN; LOCK TABLE authz_resource_pieces IN ACCESS EXCLUSIVE MODE")
+        .await
+        .expect("lock");
+    let mut other = read_question();
+    other["operation"] = json!("read");
+    let request = support::http_client()
+        .post(format!("{}/v1/authorize/batch", origin.base))
+        .bearer_auth(support::SERVICE_TOKEN)
+        .json(&json!({ "checks": [read_question(), other] }))
+        .send();
+    let batch = tokio::spawn(request);
+    tokio::time::sleep(until(expires_at) + Duration::from_millis(150)).await;
+    locker.batch_execute("COMMIT").await.expect("unlock");
+
+    let response = batch.await.expect("join").expect("batch");
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(status, 200, "{body}");
+    let shared = &body["results"][0];
+    assert_eq!(
+        shared["granted"], false,
+        "a grant sent back after its share expired: {body}"
+    );
+    assert_eq!(shared["reason"], "share_expired", "{body}");
+    assert_eq!(body["results"][1]["reason"], "share_expired", "{body}");
+    origin.stop().await;
+}
