@@ -73,6 +73,8 @@ test("origin stopped: hits are still served, misses are 503 unavailable", async 
     assert.equal(degraded.status, 200);
     assert.equal(degraded.json.status, "degraded");
     assert.equal(degraded.json.origin.reachable, false);
+    assert.equal(degraded.json.origin.error, undefined, "the origin's error is logged, not shown");
+    assert.doesNotMatch(degraded.text, /127\.0\.0\.1|refused|connect/i, "an anonymous /health says nothing internal");
     assert.equal((await edge.kv.list()).keys.length, 1, "no error was cached");
   } finally {
     await edge.dispose();

@@ -3,7 +3,8 @@
 //! Always 200 while the worker runs (it can still serve cached decisions): `status` is `ok`
 //! when the KV binding is present, `AUTHZ_JWKS` (if set) is a key set the core accepts, and the
 //! origin answers `ok`, else `degraded`. `jwt.configured` says whether any end-user token can
-//! be accepted (a secret or a key set is bound), `jwt.keys` how many keys the set holds.
+//! be accepted (a secret or a key set is bound), `jwt.keys` how many keys the set holds. The
+//! endpoint is anonymous: why the origin does not answer is logged, not returned.
 
 use serde_json::json;
 use worker::{Env, Response};
@@ -32,6 +33,11 @@ pub async fn handle(env: &Env) -> Result<Response, EdgeError> {
             error: Some(format!("{error:?}")),
         },
     };
+    // Why the origin is unreachable goes to the log, never to the (anonymous) caller: it names
+    // addresses and errors of the deployment.
+    if let Some(error) = &origin.error {
+        worker::console_warn!("/health: {error}");
+    }
     let healthy =
         kv_bound && key_set.is_ok() && origin.reachable && origin.status.as_deref() == Some("ok");
     json_response(
@@ -44,7 +50,6 @@ pub async fn handle(env: &Env) -> Result<Response, EdgeError> {
                 "reachable": origin.reachable,
                 "status": origin.status,
                 "http_status": origin.http_status,
-                "error": origin.error,
             },
         }),
         &[("cache-control", "no-store")],
