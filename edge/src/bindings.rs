@@ -33,6 +33,26 @@ pub const AUTHZ_JWT_SECRET: &str = "AUTHZ_JWT_SECRET";
 /// worker reads either as a string), never both. Blank or unset: no key set.
 pub const AUTHZ_JWKS: &str = "AUTHZ_JWKS";
 
+/// Rate limiter (optional): every request, per token `sub` (`edge/src/limits.rs`).
+pub const AUTHZ_USER_RATE_LIMIT: &str = "AUTHZ_USER_RATE_LIMIT";
+/// Rate limiter (optional): every request, per client address (`CF-Connecting-IP`).
+pub const AUTHZ_IP_RATE_LIMIT: &str = "AUTHZ_IP_RATE_LIMIT";
+/// Rate limiter (optional, tighter): requests that reach the origin, per token `sub`.
+pub const AUTHZ_USER_MISS_RATE_LIMIT: &str = "AUTHZ_USER_MISS_RATE_LIMIT";
+/// Rate limiter (optional, tighter): requests that reach the origin, per client address.
+pub const AUTHZ_IP_MISS_RATE_LIMIT: &str = "AUTHZ_IP_MISS_RATE_LIMIT";
+/// The rate limiter bindings.
+pub const RATE_LIMITERS: [&str; 4] = [
+    AUTHZ_USER_RATE_LIMIT,
+    AUTHZ_IP_RATE_LIMIT,
+    AUTHZ_USER_MISS_RATE_LIMIT,
+    AUTHZ_IP_MISS_RATE_LIMIT,
+];
+/// The period of every rate limiter, in seconds, and so a refused request's `Retry-After`: the
+/// binding cannot tell its period to the worker, so a unit test checks that `wrangler.toml`
+/// declares each limiter with this one (Cloudflare allows 10 or 60).
+pub const RATE_LIMIT_PERIOD_SECONDS: u64 = 10;
+
 /// The KV namespace bindings.
 pub const KV_NAMESPACES: [&str; 1] = [AUTHZ_CACHE];
 /// The plain-text vars.
@@ -197,7 +217,37 @@ mod tests {
         (kv, vars, secrets)
     }
 
+    /// The rate limiters of one environment table: name and `simple.period`.
+    fn rate_limiters(table: &toml::Table) -> Vec<(String, Option<i64>)> {
+        table
+            .get("ratelimits")
+            .and_then(|value| value.as_array())
+            .map(|limiters| {
+                limiters
+                    .iter()
+                    .filter_map(|limiter| {
+                        let name = limiter.get("name")?.as_str()?.to_owned();
+                        let period = limiter
+                            .get("simple")
+                            .and_then(|simple| simple.get("period"))
+                            .and_then(|period| period.as_integer());
+                        Some((name, period))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     fn check(label: &str, table: &toml::Table) {
+        let limiters = rate_limiters(table);
+        for name in RATE_LIMITERS {
+            let declared = limiters.iter().find(|(declared, _)| declared == name);
+            assert_eq!(
+                declared.map(|(_, period)| *period),
+                Some(Some(i64::try_from(RATE_LIMIT_PERIOD_SECONDS).unwrap())),
+                "{label}: rate limiter {name} declared with a period of {RATE_LIMIT_PERIOD_SECONDS} s"
+            );
+        }
         let (kv, vars, secrets) = declared(table);
         for name in KV_NAMESPACES {
             assert!(

@@ -7,11 +7,13 @@
 //! version) is a miss, never an error. This module must not decide anything itself.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use authz_core::Timestamp;
-use authz_core::cache::{CacheEntry, CacheKey, servable};
+use authz_core::cache::{CacheEntry, CacheKey, refresh_due, replaces, servable};
 use worker::KvStore;
+
+use crate::clock::now;
 
 /// KV's smallest `expirationTtl`, in seconds.
 pub const KV_MIN_EXPIRATION_TTL_SECONDS: u64 = 60;
@@ -49,12 +51,15 @@ pub fn judge(entry: CacheEntry, now: Timestamp, min_revision: Option<u64>) -> Lo
     }
 }
 
-/// Judges a raw KV value: anything that does not decode is a miss.
+/// A raw KV value as an entry: anything that does not decode (garbage, another format
+/// version) is `None`, a miss.
+pub fn decode_value(value: Option<&str>) -> Option<CacheEntry> {
+    CacheEntry::decode(value?).ok()
+}
+
+/// Judges a raw KV value at `now`: anything that does not decode is a miss.
 pub fn judge_value(value: Option<&str>, now: Timestamp, min_revision: Option<u64>) -> Lookup {
-    match value.map(CacheEntry::decode) {
-        Some(Ok(entry)) => judge(entry, now, min_revision),
-        Some(Err(_)) | None => Lookup::Miss,
-    }
+    decode_value(value).map_or(Lookup::Miss, |entry| judge(entry, now, min_revision))
 }
 
 /// KV's `expirationTtl` for an entry living `ttl_ms`: whole seconds rounded up, at least
@@ -68,6 +73,8 @@ thread_local! {
     /// The per-isolate tier. Workers run one request at a time per thread, so a `RefCell` is
     /// enough; the map never holds more than the configured number of entries.
     static MEMORY: RefCell<HashMap<String, CacheEntry>> = RefCell::new(HashMap::new());
+    /// The keys this isolate is refreshing in the background (refresh-ahead, once per key).
+    static REFRESHING: RefCell<HashSet<String>> = RefCell::new(HashSet::new());
 }
 
 /// Looks `key` up in the in-memory tier. Expired entries are dropped on the way.
@@ -85,15 +92,19 @@ pub fn memory_get(key: &CacheKey, now: Timestamp, min_revision: Option<u64>) -> 
     })
 }
 
-/// Keeps `entry` under `key` in the in-memory tier of at most `capacity` entries (`0` = off).
-/// When full, expired entries go first, then everything: a crude but bounded policy, enough for
-/// a tier whose entries live seconds.
+/// Keeps `entry` under `key` in the in-memory tier of at most `capacity` entries (`0` = off),
+/// unless the tier holds a newer answer for the key ([`replaces`]): an answer that arrives late
+/// never puts back what a newer one replaced. When full, expired entries go first, then
+/// everything: a crude but bounded policy, enough for a tier whose entries live seconds.
 pub fn memory_put(key: &CacheKey, entry: &CacheEntry, now: Timestamp, capacity: usize) {
     if capacity == 0 || now >= entry.expires_at {
         return;
     }
     MEMORY.with(|memory| {
         let mut memory = memory.borrow_mut();
+        if !replaces(entry, memory.get(key.as_str()), now) {
+            return;
+        }
         if memory.len() >= capacity && !memory.contains_key(key.as_str()) {
             memory.retain(|_, cached| now < cached.expires_at);
             if memory.len() >= capacity {
@@ -104,32 +115,41 @@ pub fn memory_put(key: &CacheKey, entry: &CacheEntry, now: Timestamp, capacity: 
     });
 }
 
-/// Both tiers: memory (when on), then KV. A KV error is logged and counts as a miss.
+/// The KV value under `key`, decoded; an error or anything that does not decode is `None`.
+async fn kv_entry(kv: &KvStore, key: &CacheKey) -> Option<CacheEntry> {
+    match kv.get(key.as_str()).text().await {
+        Ok(value) => decode_value(value.as_deref()),
+        Err(error) => {
+            worker::console_warn!("kv get {key}: {error}");
+            None
+        }
+    }
+}
+
+/// Both tiers: memory (when on), then KV, whose value is judged when its read has finished,
+/// not when it started. A KV error is logged and counts as a miss.
 pub async fn lookup(
     kv: &KvStore,
     key: &CacheKey,
-    now: Timestamp,
     min_revision: Option<u64>,
     memory_capacity: usize,
 ) -> Lookup {
     let in_memory = if memory_capacity > 0 {
-        memory_get(key, now, min_revision)
+        memory_get(key, now(), min_revision)
     } else {
         Lookup::Miss
     };
     if let Lookup::Hit(_) = in_memory {
         return in_memory;
     }
-    let value = match kv.get(key.as_str()).text().await {
-        Ok(value) => value,
-        Err(error) => {
-            worker::console_warn!("kv get {key}: {error}");
-            None
-        }
-    };
-    match (judge_value(value.as_deref(), now, min_revision), in_memory) {
+    let from_kv = kv_entry(kv, key).await;
+    let read = now();
+    match (
+        from_kv.map_or(Lookup::Miss, |entry| judge(entry, read, min_revision)),
+        in_memory,
+    ) {
         (Lookup::Hit(entry), _) => {
-            memory_put(key, &entry, now, memory_capacity);
+            memory_put(key, &entry, read, memory_capacity);
             Lookup::Hit(entry)
         }
         (Lookup::Miss, Lookup::Bypass) => Lookup::Bypass,
@@ -137,11 +157,16 @@ pub async fn lookup(
     }
 }
 
-/// Writes `entry` to KV (run it after the response, through `ctx.wait_until`). Errors are
-/// logged: a lost write only costs a later miss.
-pub async fn store(kv: KvStore, key: CacheKey, entry: CacheEntry, now: Timestamp) {
+/// Writes `entry` to KV (run it after the response, through `ctx.wait_until`), unless KV
+/// already holds a newer answer ([`replaces`]): the value is read first. KV has no
+/// compare-and-set, so two writes racing between one's read and its put can still end with the
+/// older one (edge/README.md says what is guaranteed). Errors are logged: a lost write only
+/// costs a later miss.
+pub async fn store(kv: KvStore, key: CacheKey, entry: CacheEntry) {
+    let existing = kv_entry(&kv, &key).await;
+    let now = now();
     let ttl_ms = entry.ttl_ms_at(now);
-    if ttl_ms == 0 {
+    if ttl_ms == 0 || !replaces(&entry, existing.as_ref(), now) {
         return;
     }
     let put = match kv.put(key.as_str(), entry.encode()) {
@@ -154,6 +179,41 @@ pub async fn store(kv: KvStore, key: CacheKey, entry: CacheEntry, now: Timestamp
     if let Err(error) = put.execute().await {
         worker::console_warn!("kv put {key}: {error}");
     }
+}
+
+/// Claims `key` for a background refresh; `None` when this isolate is already refreshing it.
+/// The claim ends when the returned guard is dropped.
+pub fn claim_refresh(key: &CacheKey) -> Option<RefreshClaim> {
+    REFRESHING.with(|refreshing| {
+        refreshing
+            .borrow_mut()
+            .insert(key.as_str().to_owned())
+            .then(|| RefreshClaim(key.as_str().to_owned()))
+    })
+}
+
+/// A key being refreshed (see [`claim_refresh`]).
+#[derive(Debug)]
+pub struct RefreshClaim(String);
+
+impl Drop for RefreshClaim {
+    fn drop(&mut self) {
+        REFRESHING.with(|refreshing| refreshing.borrow_mut().remove(&self.0));
+    }
+}
+
+/// Whether another isolate has refreshed `key` in KV already: then its entry (fresh, not yet
+/// due) is taken into memory and the origin is not asked.
+pub async fn refreshed_elsewhere(kv: &KvStore, key: &CacheKey, memory_capacity: usize) -> bool {
+    let Some(entry) = kv_entry(kv, key).await else {
+        return false;
+    };
+    let now = now();
+    if servable(&entry, now, None) && !refresh_due(&entry, now) {
+        memory_put(key, &entry, now, memory_capacity);
+        return true;
+    }
+    false
 }
 
 #[cfg(test)]
@@ -274,5 +334,34 @@ mod tests {
             memory_put(&key(n), &entry(5, 1_000), NOW, 2);
         }
         MEMORY.with(|memory| assert!(memory.borrow().len() <= 2));
+    }
+
+    #[test]
+    fn memory_tier_never_puts_back_an_older_answer() {
+        let key = key(42);
+        memory_put(&key, &entry(11, 1_000), NOW, 16);
+        memory_put(&key, &entry(10, 30_000), NOW, 16);
+        assert_eq!(memory_get(&key, NOW, None), Lookup::Hit(entry(11, 1_000)));
+        memory_put(&key, &entry(11, 2_000), NOW, 16);
+        assert_eq!(
+            memory_get(&key, NOW, None),
+            Lookup::Hit(entry(11, 2_000)),
+            "the same revision, living longer"
+        );
+        memory_put(&key, &entry(10, 30_000), NOW.plus_millis(2_000), 16);
+        assert_eq!(
+            memory_get(&key, NOW.plus_millis(2_000), None),
+            Lookup::Hit(entry(10, 30_000)),
+            "an expired newer entry is no obstacle"
+        );
+    }
+
+    #[test]
+    fn a_refresh_is_claimed_once_per_key() {
+        let first = claim_refresh(&key(50)).expect("free");
+        assert!(claim_refresh(&key(50)).is_none(), "already refreshing");
+        assert!(claim_refresh(&key(51)).is_some(), "another key");
+        drop(first);
+        assert!(claim_refresh(&key(50)).is_some(), "free again");
     }
 }

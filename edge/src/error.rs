@@ -27,6 +27,11 @@ pub enum EdgeError {
     Unavailable(String),
     /// A binding is missing (503: the worker cannot decide). The detail is logged.
     Misconfigured(&'static str),
+    /// Over a rate limit (429, with `Retry-After`).
+    RateLimited {
+        /// Whole seconds to wait, at least 1.
+        retry_after_seconds: u64,
+    },
 }
 
 impl EdgeError {
@@ -47,6 +52,7 @@ impl EdgeError {
             Self::Unauthenticated(_) => "unauthenticated",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed(_) => "method_not_allowed",
+            Self::RateLimited { .. } => "rate_limited",
             Self::Unavailable(_) | Self::Misconfigured(_) => "unavailable",
         }
     }
@@ -58,6 +64,7 @@ impl EdgeError {
             Self::Unauthenticated(_) => 401,
             Self::NotFound => 404,
             Self::MethodNotAllowed(_) => 405,
+            Self::RateLimited { .. } => 429,
             Self::Unavailable(_) | Self::Misconfigured(_) => 503,
         }
     }
@@ -69,6 +76,9 @@ impl EdgeError {
             Self::Unauthenticated(message) => (*message).to_owned(),
             Self::NotFound => "no such endpoint".to_owned(),
             Self::MethodNotAllowed(allowed) => format!("method not allowed; use {allowed}"),
+            Self::RateLimited {
+                retry_after_seconds,
+            } => format!("over the rate limit; retry after {retry_after_seconds} s"),
             Self::Unavailable(_) | Self::Misconfigured(_) => {
                 "the service cannot decide now; retry later".to_owned()
             }
@@ -100,6 +110,11 @@ pub fn respond(error: &EdgeError) -> Response {
         }
         EdgeError::MethodNotAllowed(allowed) => {
             let _ = headers.set("allow", allowed);
+        }
+        EdgeError::RateLimited {
+            retry_after_seconds,
+        } => {
+            let _ = headers.set("retry-after", &retry_after_seconds.max(&1).to_string());
         }
         _ => {}
     }
@@ -145,6 +160,13 @@ mod tests {
             EdgeError::Request(WireError::too_many_checks(101)),
             413,
             json!({"error": {"code": "payload_too_large", "message": "a batch holds at most 100 checks, got 101"}}),
+        );
+        check(
+            EdgeError::RateLimited {
+                retry_after_seconds: 10,
+            },
+            429,
+            json!({"error": {"code": "rate_limited", "message": "over the rate limit; retry after 10 s"}}),
         );
     }
 }

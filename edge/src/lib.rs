@@ -9,10 +9,13 @@
 
 pub mod bindings;
 pub mod cache;
+pub mod clock;
 pub mod error;
 pub mod handlers;
 pub mod keys;
+pub mod limits;
 pub mod origin;
+pub mod refresh;
 pub mod request;
 pub mod webcrypto;
 

@@ -55,9 +55,10 @@ export function workerModules() {
  * Starts the built worker with its bindings. `originUrl` is what the worker calls (usually a
  * counting proxy); `memoryEntries` sets AUTHZ_EDGE_MEMORY_CACHE_ENTRIES (default: the
  * wrangler.toml default); `onLog({ level, message, timestamp })`, when given, receives the
- * worker's log lines instead of this process's stdout (a load test's thousands of 503s).
+ * worker's log lines instead of this process's stdout (a load test's thousands of 503s);
+ * `ratelimits` declares rate limiter bindings (off unless given).
  */
-export async function startEdge({ originUrl, memoryEntries, jwtSecret, onLog, vars } = {}) {
+export async function startEdge({ originUrl, memoryEntries, jwtSecret, onLog, vars, ratelimits } = {}) {
   const bindings = {
     ORIGIN_URL: originUrl ?? ORIGIN_URL(),
     AUTHZ_SERVICE_TOKEN: SERVICE_TOKEN(),
@@ -69,6 +70,8 @@ export async function startEdge({ originUrl, memoryEntries, jwtSecret, onLog, va
     ...workerModules(),
     compatibilityDate: "2026-04-01",
     kvNamespaces: ["AUTHZ_CACHE"],
+    // `{ NAME: { simple: { limit, period } } }`, as wrangler.toml's [[ratelimits]]; none by default.
+    ...(ratelimits ? { ratelimits } : {}),
     bindings,
     // No request.cf data: it would be fetched from the internet.
     cf: false,
@@ -131,11 +134,14 @@ export function authorizePath({ resource_type, resource_id, operation, min_revis
 /**
  * An HTTP proxy to `target` that counts requests per path. `down = true` makes it refuse
  * connections as a stopped origin would; `delayMs` makes it slow; `status` (with `body`) makes it
- * answer that instead of forwarding.
+ * answer that instead of forwarding; `hold = true` forwards each request at once but keeps the
+ * origin's answer in flight until `release()` (an answer computed now, arriving late).
  */
 export async function startProxy(target = ORIGIN_URL()) {
   const counts = new Map();
-  const state = { down: false, delayMs: 0, status: 0, body: "" };
+  const state = { down: false, delayMs: 0, status: 0, body: "", hold: false };
+  let held = [];
+  const heldWaiters = [];
   const sockets = new Set();
   const timers = new Set();
   const server = http.createServer((request, response) => {
@@ -152,8 +158,20 @@ export async function startProxy(target = ORIGIN_URL()) {
         // No keep-alive pool: a pooled socket to the origin would keep the test process alive.
         { method: request.method, headers: request.headers, agent: false },
         (answer) => {
-          response.writeHead(answer.statusCode, answer.headers);
-          answer.pipe(response);
+          if (!state.hold) {
+            response.writeHead(answer.statusCode, answer.headers);
+            answer.pipe(response);
+            return;
+          }
+          const chunks = [];
+          answer.on("data", (chunk) => chunks.push(chunk));
+          answer.on("end", () => {
+            held.push(() => {
+              response.writeHead(answer.statusCode, answer.headers);
+              response.end(Buffer.concat(chunks));
+            });
+            for (const wake of heldWaiters.splice(0)) wake();
+          });
         },
       );
       upstream.on("error", () => {
@@ -186,6 +204,24 @@ export async function startProxy(target = ORIGIN_URL()) {
     total: () => [...counts.values()].reduce((a, b) => a + b, 0),
     reset: () => counts.clear(),
     state,
+    /** Waits until `count` answers are held (each already computed by the origin). */
+    async waitForHeld(count, timeoutMs = 5000) {
+      const deadline = Date.now() + timeoutMs;
+      while (held.length < count) {
+        if (Date.now() > deadline) throw new Error(`${held.length} answers held, expected ${count}`);
+        await new Promise((resolve) => {
+          heldWaiters.push(resolve);
+          setTimeout(resolve, 50);
+        });
+      }
+    },
+    /** Sends every held answer on, and stops holding. */
+    release() {
+      state.hold = false;
+      const out = held;
+      held = [];
+      for (const send of out) send();
+    },
     async close() {
       for (const timer of timers) clearTimeout(timer);
       for (const socket of sockets) socket.destroy();

@@ -293,3 +293,36 @@ impl std::error::Error for EntryError {}
 pub fn servable(entry: &CacheEntry, now: Timestamp, min_revision: Option<u64>) -> bool {
     now < entry.expires_at && min_revision.is_none_or(|min| entry.decision.revision >= min)
 }
+
+/// Whether a tier holding `existing` at `now` should replace it with `incoming`: an older
+/// answer must never put back what a newer one replaced (a slow plain request's grant at
+/// revision 10 arriving after a `min_revision=11` request stored the deny at 11). The higher
+/// revision wins; at the same revision (the same data) the later expiry; an expired or absent
+/// entry is always replaced.
+pub fn replaces(incoming: &CacheEntry, existing: Option<&CacheEntry>, now: Timestamp) -> bool {
+    let Some(existing) = existing.filter(|existing| now < existing.expires_at) else {
+        return true;
+    };
+    match incoming.decision.revision.cmp(&existing.decision.revision) {
+        core::cmp::Ordering::Greater => true,
+        core::cmp::Ordering::Less => false,
+        core::cmp::Ordering::Equal => incoming.expires_at > existing.expires_at,
+    }
+}
+
+/// Whether a hit on `entry` at `now` should refresh it in the background (refresh-ahead): in
+/// the second half of its life, unless its end is the share expiry it rests on, which no
+/// refresh can move (the share's own change is a write, seen through the revision).
+pub fn refresh_due(entry: &CacheEntry, now: Timestamp) -> bool {
+    if entry.decision.valid_until == Some(entry.expires_at) {
+        return false;
+    }
+    let life = entry
+        .expires_at
+        .as_micros()
+        .saturating_sub(entry.computed_at.as_micros());
+    let age = now
+        .as_micros()
+        .saturating_sub(entry.computed_at.as_micros());
+    now < entry.expires_at && age.saturating_mul(2) >= life
+}

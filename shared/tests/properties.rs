@@ -2,10 +2,11 @@
 //! injective, entries round-trip, and no entry is servable past its expiry or below
 //! `min_revision` — in particular never past the share a grant rests on.
 
-use authz_core::cache::{CacheEntry, CacheKey, EntryError, TtlPolicy, servable};
+use authz_core::cache::{CacheEntry, CacheKey, EntryError, TtlPolicy, replaces, servable};
 use authz_core::facts::{Facts, Membership, ResourceFacts};
 use authz_core::model::{AccessLevel, Operation, Role};
 use authz_core::strategies::{self, NOW};
+use authz_core::wire::{Source, WireDecision};
 use authz_core::{Timestamp, decide};
 use proptest::prelude::*;
 
@@ -231,6 +232,92 @@ proptest! {
         let dependencies = facts.dependencies(&question);
         for id in authz_core::pieces::resource_dependencies(&question.resource, resource.as_ref()) {
             prop_assert!(dependencies.contains(&id));
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// The way through the edge, with every delay injected: the question is sent at `sent`,
+    /// reaches the origin, which decides (or answers from its own cache later), the answer
+    /// travels back, is stored, and is later read from a tier, the read itself taking time.
+    /// Whatever the edge serves is served strictly before the origin's own entry ends (its TTL
+    /// and the share it rests on) and says what the facts decide at the instant it is sent back;
+    /// the `ttl_ms` it hands on never reaches past that end either.
+    #[test]
+    fn the_edge_never_serves_past_what_the_origin_allowed(
+        data in strategies::dataset(),
+        question in strategies::question(),
+        anchor in proptest::option::of(0usize..16),
+        before_share_expiry_ms in 0u64..20_000,
+        grant_ttl_ms in 1u64..60_000,
+        deny_ttl_ms in 1u64..60_000,
+        to_origin_ms in 0u64..3_000,
+        origin_cache_ms in 0u64..30_000,
+        back_ms in 0u64..3_000,
+        read_after_ms in 0u64..70_000,
+        read_takes_ms in 0u64..2_000,
+    ) {
+        // Near a share's expiry when the dataset has one, so that expiries fall in the window.
+        let sent = anchor
+            .and_then(|index| {
+                let shares = &data.generation_shares;
+                shares.get(index % shares.len().max(1))?.expires_at
+            })
+            .map_or(NOW, |expiry| Timestamp(expiry.0 - i64::try_from(before_share_expiry_ms * 1_000).unwrap()));
+        let facts = data.facts(&question, 7);
+        let policy = TtlPolicy { grant_ttl_ms, deny_ttl_ms, not_found_ttl_ms: deny_ttl_ms };
+        let decided_at = sent.plus_millis(to_origin_ms);
+        let origin = CacheEntry::new(decide(&question, &facts, decided_at), decided_at, &policy, vec![]);
+        let answered_at = decided_at.plus_millis(origin_cache_ms);
+        prop_assume!(servable(&origin, answered_at, None));
+        let wire = WireDecision::from_entry(&origin, answered_at, Source::L1);
+        let received = answered_at.plus_millis(back_ms);
+
+        let edge = CacheEntry::decode(&wire.to_entry(sent).encode()).expect("round trip");
+        prop_assert!(edge.expires_at <= origin.expires_at);
+        let read_done = received.plus_millis(read_after_ms + read_takes_ms);
+        if servable(&edge, read_done, None) {
+            prop_assert!(read_done < origin.expires_at);
+            let fresh = decide(&question, &facts, read_done);
+            prop_assert_eq!(edge.decision.granted, fresh.granted);
+            prop_assert_eq!(edge.decision.reason, fresh.reason);
+            let handed = WireDecision::from_entry(&edge, read_done, Source::Edge);
+            prop_assert!(read_done.plus_millis(handed.ttl_ms) <= origin.expires_at);
+            if let Some(valid_until) = handed.valid_until {
+                prop_assert!(read_done < valid_until);
+            }
+        }
+    }
+
+    /// A tier that writes only what [`replaces`] allows never goes back: an arrival never
+    /// replaces an alive entry of a newer revision, whatever order the answers arrive in, and an
+    /// arrival newer than what is held always replaces it. (What a tier no longer holds it does
+    /// not remember: each entry's own lifetime, from its sending, bounds its staleness.)
+    #[test]
+    fn a_tier_never_puts_back_an_older_answer(
+        arrivals in proptest::collection::vec((0u64..6, 1u64..10_000, 0u64..3_000), 1..40),
+    ) {
+        let mut held: Option<CacheEntry> = None;
+        let mut now = NOW;
+        for (revision, ttl_ms, gap_ms) in arrivals {
+            now = now.plus_millis(gap_ms);
+            let decision = authz_core::decide::Decision::deny(
+                authz_core::DenyReason::NoRelationship, revision, None);
+            let entry = CacheEntry::new(
+                decision, now, &TtlPolicy { grant_ttl_ms: ttl_ms, deny_ttl_ms: ttl_ms, not_found_ttl_ms: ttl_ms }, vec![]);
+            let before = held.clone().filter(|entry| now < entry.expires_at);
+            if replaces(&entry, held.as_ref(), now) {
+                held = Some(entry.clone());
+            }
+            let after = held.as_ref().filter(|entry| now < entry.expires_at).expect("alive");
+            if let Some(before) = before {
+                prop_assert!(after.decision.revision >= before.decision.revision);
+                if revision > before.decision.revision {
+                    prop_assert_eq!(after, &entry);
+                }
+            }
         }
     }
 }

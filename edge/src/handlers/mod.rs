@@ -12,18 +12,14 @@ use serde::Serialize;
 use worker::{Env, Headers, Request, Response};
 
 use crate::bindings;
+pub use crate::clock::now;
 use crate::error::EdgeError;
+use crate::limits;
 use crate::request;
 use crate::webcrypto::WebCrypto;
 
 /// The response header that tells which tier answered a single decision.
 pub const CACHE_HEADER: &str = "x-authz-cache";
-
-/// Now, from the Workers clock (milliseconds; it only advances across I/O inside a request).
-pub fn now() -> Timestamp {
-    let millis = i64::try_from(worker::Date::now().as_millis()).unwrap_or(i64::MAX);
-    Timestamp::from_millis(millis)
-}
 
 /// The request's `Authorization` header, if any.
 pub fn authorization(request: &Request) -> Option<String> {
@@ -53,6 +49,26 @@ pub async fn principal(
         &WebCrypto,
     )
     .await
+}
+
+/// A request let in: its principal and its client address.
+#[derive(Debug, Clone)]
+pub struct Admitted {
+    /// The verified token's principal (or anonymous).
+    pub principal: Principal,
+    /// `CF-Connecting-IP`, when present.
+    pub address: Option<String>,
+}
+
+/// The request's principal, within the rate limits: the client address's limit first (a flood
+/// of bad tokens is refused before each is verified), then the token (401), then its `sub`'s
+/// limit (429).
+pub async fn admit(request: &Request, env: &Env) -> Result<Admitted, EdgeError> {
+    let address = limits::client_address(request);
+    limits::request_by_address(env, address.as_deref()).await?;
+    let principal = principal(request, env, now()).await?;
+    limits::request_by_user(env, principal).await?;
+    Ok(Admitted { principal, address })
 }
 
 /// A 200 JSON response with extra `headers` (name, value).

@@ -114,12 +114,19 @@ impl WireDecision {
         }
     }
 
-    /// The cache entry an edge stores for this answer received at `now`: it lives `ttl_ms`.
-    pub fn to_entry(&self, now: Timestamp) -> CacheEntry {
+    /// The cache entry an edge stores for this answer to a question it sent at `sent_at`: it
+    /// lives `ttl_ms` from the sending, not from the receipt (the answer's transit and the
+    /// origin's own time are never added to its life), and never to or past `valid_until`,
+    /// judged by the receiver's clock.
+    pub fn to_entry(&self, sent_at: Timestamp) -> CacheEntry {
+        let mut expires_at = sent_at.plus_millis(self.ttl_ms);
+        if let Some(valid_until) = self.valid_until {
+            expires_at = expires_at.min(valid_until);
+        }
         CacheEntry {
             decision: self.decision(),
-            computed_at: now,
-            expires_at: now.plus_millis(self.ttl_ms),
+            computed_at: sent_at,
+            expires_at: expires_at.max(sent_at),
             dependencies: alloc::vec::Vec::new(),
         }
     }
