@@ -11,6 +11,7 @@ use std::collections::{HashMap, HashSet};
 
 use authz_core::Timestamp;
 use authz_core::cache::{CacheEntry, CacheKey, refresh_due, replaces, servable};
+use authz_core::wire::WireDecision;
 use worker::KvStore;
 
 use crate::clock::now;
@@ -55,11 +56,6 @@ pub fn judge(entry: CacheEntry, now: Timestamp, min_revision: Option<u64>) -> Lo
 /// version) is `None`, a miss.
 pub fn decode_value(value: Option<&str>) -> Option<CacheEntry> {
     CacheEntry::decode(value?).ok()
-}
-
-/// Judges a raw KV value at `now`: anything that does not decode is a miss.
-pub fn judge_value(value: Option<&str>, now: Timestamp, min_revision: Option<u64>) -> Lookup {
-    decode_value(value).map_or(Lookup::Miss, |entry| judge(entry, now, min_revision))
 }
 
 /// KV's `expirationTtl` for an entry living `ttl_ms`: whole seconds rounded up, at least
@@ -113,6 +109,23 @@ pub fn memory_put(key: &CacheKey, entry: &CacheEntry, now: Timestamp, capacity: 
         }
         memory.insert(key.as_str().to_owned(), entry.clone());
     });
+}
+
+/// An origin answer to a question sent at `sent`, received by `answered`: the entry it makes
+/// (living from the sending, `WireDecision::to_entry`), kept in the memory tier, and the answer
+/// for the caller, whose `ttl_ms` is what is left of that entry. KV is the caller's
+/// ([`store`], after the response).
+pub fn keep_answer(
+    key: &CacheKey,
+    decision: WireDecision,
+    sent: Timestamp,
+    answered: Timestamp,
+    memory_capacity: usize,
+) -> (WireDecision, CacheEntry) {
+    let entry = decision.to_entry(sent);
+    memory_put(key, &entry, answered, memory_capacity);
+    let ttl_ms = entry.ttl_ms_at(answered);
+    (WireDecision { ttl_ms, ..decision }, entry)
 }
 
 /// The KV value under `key`, decoded; an error or anything that does not decode is `None`.
@@ -219,6 +232,11 @@ pub async fn refreshed_elsewhere(kv: &KvStore, key: &CacheKey, memory_capacity: 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A raw KV value judged at `now`, as `lookup` judges it.
+    fn judge_value(value: Option<&str>, now: Timestamp, min_revision: Option<u64>) -> Lookup {
+        decode_value(value).map_or(Lookup::Miss, |entry| judge(entry, now, min_revision))
+    }
     use authz_core::decide::Decision;
     use authz_core::{AccessMethod, DenyReason, Principal, Question, Resource, Role};
 

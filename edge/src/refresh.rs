@@ -84,8 +84,7 @@ pub async fn refresh(origin: OriginConfig, kv: KvStore, due: Vec<Due>, memory_ca
     };
     let answered = now();
     let writes = asked.into_iter().zip(decisions).map(|(item, decision)| {
-        let entry = decision.to_entry(sent);
-        cache::memory_put(&item.key, &entry, answered, memory_capacity);
+        let (_, entry) = cache::keep_answer(&item.key, decision, sent, answered, memory_capacity);
         let kv = kv.clone();
         async move {
             cache::store(kv, item.key, entry).await;

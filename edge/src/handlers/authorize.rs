@@ -48,12 +48,8 @@ pub async fn handle(request: Request, env: &Env, ctx: &Context) -> Result<Respon
     let origin = bindings::origin(env)?;
     let sent = now();
     let decision = origin::authorize(&origin, &check).await?;
-    let entry = decision.to_entry(sent);
-    let answered = now();
-    cache::memory_put(&key, &entry, answered, memory_capacity);
-    let ttl_ms = entry.ttl_ms_at(answered);
-    ctx.wait_until(cache::store(kv, key, entry));
     // The client may reuse it as long as the edge would: from the sending, not the receipt.
-    let decision = WireDecision { ttl_ms, ..decision };
+    let (decision, entry) = cache::keep_answer(&key, decision, sent, now(), memory_capacity);
+    ctx.wait_until(cache::store(kv, key, entry));
     json_response(&decision, &[(CACHE_HEADER, lookup.header())])
 }

@@ -85,11 +85,10 @@ pub async fn handle(mut request: Request, env: &Env, ctx: &Context) -> Result<Re
                 Lookup::Bypass => bypasses += 1,
                 _ => misses += 1,
             }
-            let entry = decision.to_entry(sent);
-            cache::memory_put(&key, &entry, answered, memory_capacity);
-            let ttl_ms = entry.ttl_ms_at(answered);
+            let (decision, entry) =
+                cache::keep_answer(&key, decision, sent, answered, memory_capacity);
             writes.push(cache::store(kv.clone(), key, entry));
-            results.push(WireDecision { ttl_ms, ..decision });
+            results.push(decision);
             continue;
         }
         let Lookup::Hit(entry) = lookup else {
