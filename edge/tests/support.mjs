@@ -263,8 +263,9 @@ export async function startOrigin({ port } = {}) {
   for (;;) {
     if (exited) throw new Error(`origin exited: ${stderr}`);
     try {
+      // Healthy: `ok`, not only listening (its listener and Redis tiers connect just after).
       const response = await fetch(`${url}/api/v1/health`);
-      if (response.ok) break;
+      if (response.ok && (await response.json()).status === "ok") break;
     } catch {
       // not listening yet
     }
