@@ -41,7 +41,7 @@ edge_setup() {
 }
 
 edge_build() {
-  log "building the worker: wrangler deploy --dry-run (runs [build]: worker-build --release in edge/)"
+  log "building the worker: wrangler deploy --dry-run (runs [build]: worker-build --profile edge in edge/)"
   wrangler deploy --dry-run --env "" --outdir "$WORK/dist" >"$WORK/dry-run.log" 2>&1 || {
     cat "$WORK/dry-run.log" >&2
     return 1

@@ -303,7 +303,7 @@ mod tests {
             .and_then(|build| build.get("command"))
             .and_then(|command| command.as_str())
             .expect("[build] command");
-        assert!(command.contains("worker-build --release"), "{command}");
+        assert!(command.contains("worker-build --profile edge"), "{command}");
         assert!(command.contains("cd edge"), "{command}");
     }
 }

@@ -182,7 +182,9 @@ pub async fn store(kv: KvStore, key: CacheKey, entry: CacheEntry) {
     if ttl_ms == 0 || !replaces(&entry, existing.as_ref(), now) {
         return;
     }
-    let put = match kv.put(key.as_str(), entry.encode()) {
+    // As bytes: `put` with a `String` goes through serde_wasm_bindgen (and links float
+    // formatting); KV stores the same bytes, and `get().text()` reads them back as text.
+    let put = match kv.put_bytes(key.as_str(), entry.encode().as_bytes()) {
         Ok(put) => put.expiration_ttl(kv_expiration_ttl_seconds(ttl_ms)),
         Err(error) => {
             worker::console_warn!("kv put {key}: {error}");

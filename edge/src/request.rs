@@ -58,6 +58,15 @@ pub async fn principal(
         .map_err(EdgeError::jwt)
 }
 
+/// The query of a serialized URL (what `Request.url` returns): before its first `#` (the
+/// fragment's start), after its first `?` (the serializer percent-encodes any `?` in the path
+/// or the user info). `None` when it has no `?`, as `url::Url::query` would say, without
+/// linking the `url` crate and its IDNA tables into the worker.
+pub fn query_of(url: &str) -> Option<&str> {
+    let unfragmented = url.split_once('#').map_or(url, |(before, _)| before);
+    unfragmented.split_once('?').map(|(_, query)| query)
+}
+
 /// Parses the query of `GET /v1/authorize` for `principal` (the core's parser).
 pub fn parse_query(query: Option<&str>, principal: Principal) -> Result<Check, EdgeError> {
     Ok(request::parse_query(query, principal)?)
@@ -80,6 +89,21 @@ mod tests {
     use std::cell::Cell;
     use std::pin::pin;
     use std::task::{Context, Poll, Waker};
+
+    #[test]
+    fn the_query_is_what_follows_the_first_question_mark_up_to_a_fragment() {
+        let cases = [
+            ("https://edge.test/v1/authorize?a=1&b=2", Some("a=1&b=2")),
+            ("https://edge.test/v1/authorize?a=1#frag?x", Some("a=1")),
+            ("https://edge.test/v1/authorize?", Some("")),
+            ("https://edge.test/v1/authorize", None),
+            ("https://edge.test/v1/authorize#only?fragment", None),
+            ("https://edge.test/v1/a%3Fb?x=%3F?", Some("x=%3F?")),
+        ];
+        for (url, query) in cases {
+            assert_eq!(query_of(url), query, "{url}");
+        }
+    }
 
     const USER: &str = "a0000000-0000-4000-8000-000000000001";
     const SECRET: &[u8] = b"test-jwt-secret-0123456789abcdef0123456789";

@@ -22,10 +22,8 @@ use crate::request;
 /// Answers one decision.
 pub async fn handle(request: Request, env: &Env, ctx: &Context) -> Result<Response, EdgeError> {
     let admitted = super::admit(&request, env).await?;
-    let url = request
-        .url()
-        .map_err(|_| EdgeError::invalid_request("malformed url", "url"))?;
-    let check = request::parse_query(url.query(), admitted.principal)?;
+    let url = request.inner().url();
+    let check = request::parse_query(request::query_of(&url), admitted.principal)?;
     let key = CacheKey::new(&check.question);
     let kv = bindings::cache(env)?;
     let memory_capacity = bindings::memory_cache_entries(env)?;
