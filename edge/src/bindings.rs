@@ -9,6 +9,7 @@
 //! "binding name already in use"), so a name is one or the other per environment.
 //! This module must not hold any rule: it only hands values to the handlers.
 
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use authz_core::jwt::{JwtConfig, JwtKey, KeySet};
@@ -108,6 +109,41 @@ pub fn jwt_config(env: &Env) -> Result<JwtConfig, EdgeError> {
     })
 }
 
+/// What the token check needs from the bindings: the policy, the HS256 key, the key set.
+#[derive(Debug)]
+pub struct TokenPolicy {
+    /// `jwt_config`.
+    pub config: JwtConfig,
+    /// `jwt_key`.
+    pub secret: Option<JwtKey>,
+    /// `jwt_key_set`.
+    pub set: Option<Rc<KeySet>>,
+}
+
+thread_local! {
+    /// [`token_policy`], once read: an isolate's bindings do not change during its life (a new
+    /// secret or var is a new version, served by new isolates).
+    static TOKEN_POLICY: RefCell<Option<Rc<TokenPolicy>>> = const { RefCell::new(None) };
+    /// [`memory_cache_entries`], once read.
+    static MEMORY_CACHE_ENTRIES: Cell<Option<usize>> = const { Cell::new(None) };
+}
+
+/// The token policy, read from the bindings on the isolate's first request and kept: six
+/// binding reads (each a crossing into JavaScript and a copy) and the key's preparation per
+/// request otherwise. A misconfiguration is not kept: it is refused (503) on every request.
+pub fn token_policy(env: &Env) -> Result<Rc<TokenPolicy>, EdgeError> {
+    if let Some(policy) = TOKEN_POLICY.with(|kept| kept.borrow().clone()) {
+        return Ok(policy);
+    }
+    let policy = Rc::new(TokenPolicy {
+        config: jwt_config(env)?,
+        set: jwt_key_set(env)?,
+        secret: jwt_key(env),
+    });
+    TOKEN_POLICY.with(|kept| *kept.borrow_mut() = Some(Rc::clone(&policy)));
+    Ok(policy)
+}
+
 /// The KV namespace.
 pub fn cache(env: &Env) -> Result<KvStore, EdgeError> {
     env.kv(AUTHZ_CACHE)
@@ -142,11 +178,16 @@ pub fn origin(env: &Env) -> Result<OriginConfig, EdgeError> {
 /// The in-memory tier's capacity (`0` = off). A value that is not a whole number is refused
 /// (503, logged), as the origin refuses a bad variable, rather than silently replaced.
 pub fn memory_cache_entries(env: &Env) -> Result<usize, EdgeError> {
+    if let Some(entries) = MEMORY_CACHE_ENTRIES.with(Cell::get) {
+        return Ok(entries);
+    }
     let value = env
         .var(AUTHZ_EDGE_MEMORY_CACHE_ENTRIES)
         .ok()
         .map(|value| value.to_string());
-    parse_memory_cache_entries(value.as_deref()).map_err(EdgeError::Misconfigured)
+    let entries = parse_memory_cache_entries(value.as_deref()).map_err(EdgeError::Misconfigured)?;
+    MEMORY_CACHE_ENTRIES.with(|kept| kept.set(Some(entries)));
+    Ok(entries)
 }
 
 /// [`memory_cache_entries`] of the var's text: unset or blank is the default.

@@ -34,17 +34,15 @@ pub async fn principal(
     env: &Env,
     now: Timestamp,
 ) -> Result<Principal, EdgeError> {
-    let policy = bindings::jwt_config(env)?;
-    let set = bindings::jwt_key_set(env)?;
-    let secret = bindings::jwt_key(env);
+    let policy = bindings::token_policy(env)?;
     let keys = Keys {
-        secret: secret.as_ref(),
-        set: set.as_deref(),
+        secret: policy.secret.as_ref(),
+        set: policy.set.as_deref(),
     };
     request::principal(
         authorization(request).as_deref(),
         keys,
-        &policy,
+        &policy.config,
         now.as_seconds(),
         &WebCrypto,
     )
