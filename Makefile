@@ -1,5 +1,5 @@
 # The README's two commands. Both install what is missing (idempotently) and start what they need.
-.PHONY: run test fmt test-edge bench-edge bench-origin bench-load fuzz
+.PHONY: run test fmt test-edge bench-edge bench-edge-zipf bench-origin bench-load fuzz
 
 run:
 	scripts/run.sh
@@ -15,6 +15,9 @@ test-edge:
 
 bench-edge:
 	scripts/bench-edge.sh
+
+bench-edge-zipf:
+	scripts/bench-edge-zipf.sh
 
 bench-load:
 	scripts/bench-load.sh

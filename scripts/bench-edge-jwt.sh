@@ -9,7 +9,7 @@ source "$(dirname "$0")/edge-env.sh"
 
 edge_setup edge-bench-jwt
 edge_build
-export AUTHZ_GRANT_TTL_MS=600000 AUTHZ_DENY_TTL_MS=600000
+export AUTHZ_GRANT_TTL_MS=600000 AUTHZ_DENY_TTL_MS=600000 AUTHZ_EDGE_TTL_MS=600000
 edge_start_origin debug
 
 log "token verification benchmark (miniflare/workerd; results in $WORK/results.json)"

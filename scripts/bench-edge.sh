@@ -10,7 +10,7 @@ source "$(dirname "$0")/edge-env.sh"
 edge_setup edge-bench
 edge_build
 # Grants live 10 minutes at this origin so that the warmed entries stay fresh for the whole run.
-export AUTHZ_GRANT_TTL_MS=600000 AUTHZ_DENY_TTL_MS=600000
+export AUTHZ_GRANT_TTL_MS=600000 AUTHZ_DENY_TTL_MS=600000 AUTHZ_EDGE_TTL_MS=600000
 edge_start_origin release
 
 log "edge benchmark (miniflare/workerd; results in $WORK/results.json)"

@@ -13,7 +13,16 @@ import { fileURLToPath } from "node:url";
 
 import { Miniflare } from "miniflare";
 
-import { authorizePath, connect, SERVICE_TOKEN, ORIGIN_URL, startEdge, tokenFor } from "../tests/support.mjs";
+import {
+  authorizePath,
+  connect,
+  JWT_SECRET,
+  SERVICE_TOKEN,
+  ORIGIN_URL,
+  startEdge,
+  tokenFor,
+  workerModules,
+} from "../tests/support.mjs";
 import { cpuTicks, workerdChildren } from "./procstat.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -109,18 +118,38 @@ await client.query(
 await client.end();
 const tokens = users.map((user) => tokenFor(user));
 
+function jsFullOptions() {
+  return {
+    modules: true,
+    scriptPath: path.join(here, "js-full-worker.mjs"),
+    compatibilityDate: "2026-04-01",
+    kvNamespaces: ["AUTHZ_CACHE"],
+    bindings: { ORIGIN_URL: ORIGIN_URL(), AUTHZ_SERVICE_TOKEN: SERVICE_TOKEN(), AUTHZ_JWT_SECRET: JWT_SECRET() },
+    cf: false,
+  };
+}
+
 const edgeTarget = async (memoryEntries) => {
   const edge = await startEdge({ originUrl: ORIGIN_URL(), memoryEntries });
-  return {
-    edge,
-    kv: edge.kv,
-    send: ({ path: url, token }) =>
-      edge.mf.dispatchFetch(`http://edge.test${url}`, { headers: { authorization: `Bearer ${token}` } }),
-    dispose: () => edge.dispose(),
-  };
+  const sendWith =
+    (target) =>
+    ({ path: url, token }) =>
+      target.mf.dispatchFetch(`http://edge.test${url}`, { headers: { authorization: `Bearer ${token}` } });
+  return { edge, kv: edge.kv, send: sendWith(edge), sendWith, dispose: () => edge.dispose() };
 };
 const rustMemory = await withWorkerd(() => edgeTarget(undefined));
 const rustKv = await withWorkerd(() => edgeTarget(0));
+// The like-for-like baseline: the Rust worker's work in plain JavaScript (js-full-worker.mjs).
+const jsFull = await withWorkerd(async () => {
+  const mf = new Miniflare(jsFullOptions());
+  await mf.ready;
+  return {
+    kv: await mf.getKVNamespace("AUTHZ_CACHE"),
+    send: ({ path: url, token }) =>
+      mf.dispatchFetch(`http://edge.test${url}`, { headers: { authorization: `Bearer ${token}` } }),
+    dispose: () => mf.dispose(),
+  };
+});
 const js = await withWorkerd(async () => {
   const mf = new Miniflare({
     modules: true,
@@ -155,7 +184,7 @@ await rustKv.edge.waitForKeys(KEYS, 20000);
 const { keys } = await rustKv.kv.list();
 for (const { name, expiration } of keys) {
   const value = await rustKv.kv.get(name);
-  for (const target of [rustMemory, js]) await target.kv.put(name, value, { expiration });
+  for (const target of [rustMemory, jsFull, js]) await target.kv.put(name, value, { expiration });
 }
 
 const schedule = Array.from({ length: REQUESTS }, (_, i) => hitQuestions[i % KEYS]);
@@ -165,7 +194,12 @@ const expectHit = (response, body) => {
   }
 };
 
-const targets = { "rust (memory + KV)": rustMemory, "rust (KV only)": rustKv, "js ceiling (KV get)": js };
+const targets = {
+  "rust (memory + KV)": rustMemory,
+  "rust (KV only)": rustKv,
+  "js like-for-like (KV)": jsFull,
+  "js ceiling (KV get)": js,
+};
 const hits = {};
 // Two rounds, interleaved; the first warms each runtime and is discarded.
 for (let round = 0; round < 2; round += 1) {
@@ -182,12 +216,17 @@ for (let round = 0; round < 2; round += 1) {
 const operations = ["download", "write", "delete", "share", "admin"];
 const missQuestions = [];
 const jsMissQuestions = [];
+const jsFullMissQuestions = [];
 const originQuestions = [];
 for (let i = 0; missQuestions.length < MISSES; i += 1) {
   const user = i % KEYS;
   const operation = operations[Math.floor(i / KEYS) % operations.length];
   missQuestions.push({
     path: authorizePath({ resource_type: "generation", resource_id: generations[(user + 1) % KEYS], operation }),
+    token: tokens[user],
+  });
+  jsFullMissQuestions.push({
+    path: authorizePath({ resource_type: "generation", resource_id: generations[(user + 4) % KEYS], operation }),
     token: tokens[user],
   });
   jsMissQuestions.push({
@@ -216,8 +255,8 @@ const expectMiss = (response, body) => {
 };
 // Interleaved one by one (Rust edge, JS ceiling, origin directly) so that drift in the origin,
 // Postgres or the machine falls on all three alike.
-const missSamples = { rust: [], js: [], origin: [] };
-const missTicks = { rust: 0, js: 0 };
+const missSamples = { rust: [], jsFull: [], js: [], origin: [] };
+const missTicks = { rust: 0, jsFull: 0, js: 0 };
 const timed = async (target, request, check) => {
   const ticks = target.pid ? cpuTicks(target.pid) : 0;
   const started = performance.now();
@@ -229,11 +268,14 @@ const timed = async (target, request, check) => {
 };
 for (let i = 0; i < MISSES; i += 1) {
   const rust = await timed(rustMemory, missQuestions[i], expectMiss);
+  const fullMiss = await timed(jsFull, jsFullMissQuestions[i], expectMiss);
   const ceilingMiss = await timed(js, jsMissQuestions[i], expectMiss);
   const direct = await timed(origin, originQuestions[i], (response) => {
     if (response.status !== 200) throw new Error(`origin: ${response.status}`);
   });
   missSamples.rust.push(rust.elapsed);
+  missSamples.jsFull.push(fullMiss.elapsed);
+  missTicks.jsFull += fullMiss.ticks;
   missSamples.js.push(ceilingMiss.elapsed);
   missSamples.origin.push(direct.elapsed);
   missTicks.rust += rust.ticks;
@@ -242,11 +284,63 @@ for (let i = 0; i < MISSES; i += 1) {
 const cpuPerMiss = (ticks) => round((ticks * 1000) / TICKS_PER_SECOND / MISSES);
 const misses = { ...summary(missSamples.rust), workerd_cpu_ms_per_request: cpuPerMiss(missTicks.rust) };
 const jsMisses = { ...summary(missSamples.js), workerd_cpu_ms_per_request: cpuPerMiss(missTicks.js) };
+const jsFullMisses = { ...summary(missSamples.jsFull), workerd_cpu_ms_per_request: cpuPerMiss(missTicks.jsFull) };
 const originDirect = summary(missSamples.origin);
+
+// Cold start: a fresh workerd and isolate per round (a new Miniflare), the Rust worker (KV
+// only) and the like-for-like JavaScript worker alternately. Reported: the time to `ready`
+// (workerd started, the script compiled and its modules evaluated, wasm instantiation
+// included) and the isolate's first request (a KV hit: its entry is put before), beside its
+// second.
+const COLD_ROUNDS = Number(process.env.BENCH_COLD_ROUNDS ?? 8);
+const coldQuestion = hitQuestions[0];
+const coldKey = `a1/${coldQuestion.user.replaceAll("-", "")}/g${generations[0].replaceAll("-", "")}/r`;
+const coldValue = await rustKv.kv.get(coldKey);
+if (coldValue === null) throw new Error(`no warmed entry ${coldKey}`);
+const coldTargets = {
+  rust: async () => {
+    const edge = await startEdge({ originUrl: ORIGIN_URL(), memoryEntries: 0 });
+    return { kv: edge.kv, send: rustKv.sendWith(edge), dispose: () => edge.dispose() };
+  },
+  jsFull: async () => {
+    const mf = new Miniflare(jsFullOptions());
+    await mf.ready;
+    return {
+      kv: await mf.getKVNamespace("AUTHZ_CACHE"),
+      send: ({ path: url, token }) =>
+        mf.dispatchFetch(`http://edge.test${url}`, { headers: { authorization: `Bearer ${token}` } }),
+      dispose: () => mf.dispose(),
+    };
+  },
+};
+const coldSamples = { rust: { ready: [], first: [], second: [] }, jsFull: { ready: [], first: [], second: [] } };
+for (let round = 0; round < COLD_ROUNDS; round += 1) {
+  for (const [name, make] of Object.entries(coldTargets)) {
+    const started = performance.now();
+    const target = await make();
+    coldSamples[name].ready.push(performance.now() - started);
+    await target.kv.put(coldKey, coldValue, { expirationTtl: 600 });
+    for (const which of ["first", "second"]) {
+      const sent = performance.now();
+      const response = await target.send(coldQuestion);
+      const body = await response.text();
+      coldSamples[name][which].push(performance.now() - sent);
+      expectHit(response, body);
+    }
+    await target.dispose();
+  }
+}
+const coldStart = Object.fromEntries(
+  Object.entries(coldSamples).map(([name, samples]) => [
+    name,
+    Object.fromEntries(Object.entries(samples).map(([which, values]) => [which, summary(values)])),
+  ]),
+);
 
 for (const target of Object.values(targets)) await target.dispose();
 
 const ceiling = hits["js ceiling (KV get)"];
+const like = hits["js like-for-like (KV)"];
 const results = {
   settings: { keys: KEYS, requests: REQUESTS, concurrency: CONCURRENCY, misses: MISSES, node: process.version },
   bundle: {
@@ -265,23 +359,45 @@ const results = {
       },
     ]),
   ),
+  ratios_to_js_like_for_like: Object.fromEntries(
+    Object.entries(hits).map(([name, { latency, throughput: rate }]) => [
+      name,
+      {
+        p50: round(latency.p50_ms / like.latency.p50_ms, 2),
+        p99: round(latency.p99_ms / like.latency.p99_ms, 2),
+        throughput: round(rate.requests_per_second / like.throughput.requests_per_second, 2),
+        cpu: round(latency.workerd_cpu_ms_per_request / like.latency.workerd_cpu_ms_per_request, 2),
+      },
+    ]),
+  ),
   warm_misses_edge_kv_only: warm,
   misses_through_edge: misses,
+  misses_through_js_like_for_like: jsFullMisses,
   misses_through_js_ceiling: jsMisses,
   origin_direct: originDirect,
+  cold_start: coldStart,
 };
 
 console.log(JSON.stringify(results, null, 2));
-console.log("\n| worker | hit p50 ms | hit p99 ms | req/s (x%d) | workerd CPU ms/req | p50 vs JS | req/s vs JS |", CONCURRENCY);
-console.log("|---|---|---|---|---|---|---|");
+console.log(
+  "\n| worker | hit p50 ms | hit p99 ms | req/s (x%d) | workerd CPU ms/req | p50 vs JS like | req/s vs JS like | p50 vs ceiling | req/s vs ceiling |",
+  CONCURRENCY,
+);
+console.log("|---|---|---|---|---|---|---|---|---|");
 for (const [name, { latency, throughput: rate }] of Object.entries(hits)) {
-  const ratio = results.ratios_to_js_ceiling[name];
+  const like = results.ratios_to_js_like_for_like[name];
+  const top = results.ratios_to_js_ceiling[name];
   console.log(
-    `| ${name} | ${latency.p50_ms} | ${latency.p99_ms} | ${rate.requests_per_second} | ${latency.workerd_cpu_ms_per_request} | ${ratio.p50}x | ${ratio.throughput}x |`,
+    `| ${name} | ${latency.p50_ms} | ${latency.p99_ms} | ${rate.requests_per_second} | ${latency.workerd_cpu_ms_per_request} / ${rate.workerd_cpu_ms_per_request} | ${like.p50}x | ${like.throughput}x | ${top.p50}x | ${top.throughput}x |`,
   );
 }
 console.log(`\n| miss path (one at a time) | p50 ms | p99 ms | workerd CPU ms/req |\n|---|---|---|---|`);
 console.log(`| rust edge → origin → Postgres | ${misses.p50_ms} | ${misses.p99_ms} | ${misses.workerd_cpu_ms_per_request} |`);
+console.log(`| js like-for-like → origin → Postgres | ${jsFullMisses.p50_ms} | ${jsFullMisses.p99_ms} | ${jsFullMisses.workerd_cpu_ms_per_request} |`);
 console.log(`| js ceiling → origin → Postgres | ${jsMisses.p50_ms} | ${jsMisses.p99_ms} | ${jsMisses.workerd_cpu_ms_per_request} |`);
 console.log(`| origin directly (service token, from Node) | ${originDirect.p50_ms} | ${originDirect.p99_ms} | - |`);
+console.log(`\n| cold start (${COLD_ROUNDS} fresh isolates each) | ready p50 ms | first request p50 ms | second request p50 ms |\n|---|---|---|---|`);
+for (const [name, { ready, first, second }] of Object.entries(coldStart)) {
+  console.log(`| ${name} | ${ready.p50_ms} | ${first.p50_ms} | ${second.p50_ms} |`);
+}
 if (OUT) fs.writeFileSync(OUT, JSON.stringify(results, null, 2));
