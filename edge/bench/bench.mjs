@@ -140,7 +140,8 @@ const edgeTarget = async (memoryEntries) => {
 const rustMemory = await withWorkerd(() => edgeTarget(undefined));
 const rustKv = await withWorkerd(() => edgeTarget(0));
 // The like-for-like baseline: the Rust worker's work in plain JavaScript (js-full-worker.mjs).
-const jsFull = await withWorkerd(async () => {
+/** A fresh workerd running the like-for-like baseline. */
+async function startJsFull() {
   const mf = new Miniflare(jsFullOptions());
   await mf.ready;
   return {
@@ -149,7 +150,8 @@ const jsFull = await withWorkerd(async () => {
       mf.dispatchFetch(`http://edge.test${url}`, { headers: { authorization: `Bearer ${token}` } }),
     dispose: () => mf.dispose(),
   };
-});
+}
+const jsFull = await withWorkerd(startJsFull);
 const js = await withWorkerd(async () => {
   const mf = new Miniflare({
     modules: true,
@@ -302,16 +304,7 @@ const coldTargets = {
     const edge = await startEdge({ originUrl: ORIGIN_URL(), memoryEntries: 0 });
     return { kv: edge.kv, send: rustKv.sendWith(edge), dispose: () => edge.dispose() };
   },
-  jsFull: async () => {
-    const mf = new Miniflare(jsFullOptions());
-    await mf.ready;
-    return {
-      kv: await mf.getKVNamespace("AUTHZ_CACHE"),
-      send: ({ path: url, token }) =>
-        mf.dispatchFetch(`http://edge.test${url}`, { headers: { authorization: `Bearer ${token}` } }),
-      dispose: () => mf.dispose(),
-    };
-  },
+  jsFull: startJsFull,
 };
 const coldSamples = { rust: { ready: [], first: [], second: [] }, jsFull: { ready: [], first: [], second: [] } };
 for (let round = 0; round < COLD_ROUNDS; round += 1) {
