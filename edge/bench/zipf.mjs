@@ -14,7 +14,7 @@
 // any probe grant received later than the published bound after its commit, is a wrong answer.
 // Run it with scripts/bench-edge-zipf.sh (which starts the database and the release origin).
 // Knobs: BENCH_STREAMS (500,10000,100000), BENCH_SKEW (1.0), BENCH_CONCURRENCY (16),
-// BENCH_WARM_SECONDS (20), BENCH_SECONDS (60), BENCH_PROBE_EVERY_MS (1500), BENCH_OUT.
+// BENCH_WARM_SECONDS (40), BENCH_SECONDS (90), BENCH_PROBE_EVERY_MS (1500), BENCH_OUT.
 import fs from "node:fs";
 import { randomUUID } from "node:crypto";
 
@@ -23,8 +23,8 @@ import { authorizePath, connect, currentRevision, sleep, startEdge, startLoad, t
 const STREAMS = (process.env.BENCH_STREAMS ?? "500,10000,100000").split(",").map(Number);
 const SKEW = Number(process.env.BENCH_SKEW ?? 1.0);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
-const WARM_SECONDS = Number(process.env.BENCH_WARM_SECONDS ?? 20);
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 60);
+const WARM_SECONDS = Number(process.env.BENCH_WARM_SECONDS ?? 40);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 90);
 const PROBE_EVERY_MS = Number(process.env.BENCH_PROBE_EVERY_MS ?? 1500);
 const OUT = process.env.BENCH_OUT;
 // The published plain-request bound (edge/README.md): AUTHZ_EDGE_TTL_MS plus the origin's
