@@ -36,7 +36,9 @@
 --     smoke: 87 passed, 0 failed
 -- (69 decisions, 6 invalid questions, 5 facts shapes, 7 trigger/cascade checks). Each decision
 -- row's detail shows what the function returned: granted/method/role/reason/valid_until and
--- the revision, which must equal authz_current_revision() in the same transaction.
+-- the revision, which must equal authz_revision.value in the same transaction
+-- (authz_current_revision() is for after commit: it refuses a transaction that changed
+-- decision data).
 
 \set QUIET on
 \pset pager off
@@ -228,7 +230,7 @@ INSERT INTO results (label, ok, detail)
 SELECT e.label,
        (d.granted, d.access_method, d.effective_role, d.reason, d.valid_until, d.revision)
          IS NOT DISTINCT FROM
-       (e.e_granted, e.e_method, e.e_role, e.e_reason, e.e_until, authz_current_revision()),
+       (e.e_granted, e.e_method, e.e_role, e.e_reason, e.e_until, (SELECT value FROM authz_revision WHERE id = 1)),
        format('%s %s %s %s: got %s/%s/%s/%s/%s r%s', coalesce(e.user_id::text, 'anonymous'),
               e.op, e.rtype, e.rid, d.granted, d.access_method, d.effective_role, d.reason,
               d.valid_until, d.revision)
@@ -271,7 +273,7 @@ SELECT label, r LIKE '22023:%', r
 -- ---------------------------------------------------------------------------------------------
 INSERT INTO results (label, ok, detail)
 SELECT 'facts: generation (viewer on g1)', f = jsonb_build_object(
-    'revision', authz_current_revision(),
+    'revision', (SELECT value FROM authz_revision WHERE id = 1),
     'user', '{"is_active": true}'::jsonb,
     'resource', jsonb_build_object(
         'type', 'generation', 'id', :g1, 'owner_id', :u_owner, 'status', 'completed',
@@ -300,7 +302,7 @@ SELECT 'facts: generation shares (sharee on g5), latest expiry first', f -> 'res
 
 INSERT INTO results (label, ok, detail)
 SELECT 'facts: project, anonymous', f = jsonb_build_object(
-    'revision', authz_current_revision(), 'user', NULL,
+    'revision', (SELECT value FROM authz_revision WHERE id = 1), 'user', NULL,
     'resource', jsonb_build_object(
         'type', 'project', 'id', :p_pub, 'owner_id', :u_owner, 'visibility', 'public',
         'teams', jsonb_build_array(jsonb_build_object(
@@ -310,7 +312,7 @@ SELECT 'facts: project, anonymous', f = jsonb_build_object(
 
 INSERT INTO results (label, ok, detail)
 SELECT 'facts: team, inactive membership', f = jsonb_build_object(
-    'revision', authz_current_revision(), 'user', '{"is_active": true}'::jsonb,
+    'revision', (SELECT value FROM authz_revision WHERE id = 1), 'user', '{"is_active": true}'::jsonb,
     'resource', jsonb_build_object(
         'type', 'team', 'id', :t1, 'owner_id', :u_owner, 'is_active', true,
         'membership', '{"role": "viewer", "is_active": false}'::jsonb)),
@@ -319,7 +321,7 @@ SELECT 'facts: team, inactive membership', f = jsonb_build_object(
 
 INSERT INTO results (label, ok, detail)
 SELECT 'facts: unknown user, missing resource', f = jsonb_build_object(
-    'revision', authz_current_revision(), 'user', NULL, 'resource', NULL),
+    'revision', (SELECT value FROM authz_revision WHERE id = 1), 'user', NULL, 'resource', NULL),
     f::text
   FROM authz_decision_facts(:u_missing, 'generation', :g_missing) AS f;
 

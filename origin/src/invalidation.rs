@@ -1,21 +1,26 @@
 //! Cache invalidation: which cached decisions are still fresh.
 //!
-//! Postgres announces every change to a decision table on the channel `authz_changes` with the
-//! revision it produced and the ids it touched (migrations/README.md). Revisions are
-//! commit-ordered there (writers serialize on the `authz_revision` row), and `NOTIFY` is
-//! delivered at commit in commit order, so a change with revision `r` is newer than a decision
+//! Writers record their changes in `authz_change_log`; a sequencer (`authz_sequence_changes()`,
+//! which this module's listener calls every `AUTHZ_SEQUENCER_INTERVAL_MS`) numbers the changes
+//! that have committed with one new revision and announces them on the channel `authz_changes`
+//! (migrations/README.md, V11). A revision is handed out only to committed changes and
+//! sequencers commit one at a time, so a change with revision `r` is newer than a decision
 //! computed at revision `e` exactly when `r > e`. This module keeps, per id, the newest revision
 //! that touched it, and a floor below which everything is stale (after a gap in the listener,
 //! after an `all` notice, or when the map is trimmed). An entry is fresh when its revision is at
 //! or above the floor and none of its dependencies changed after it. Each change costs O(ids in
 //! the notice); nothing scans keys, and every origin process listens itself, so several
-//! processes sharing Redis all judge shared entries by the same notices.
+//! processes sharing Redis all judge shared entries by the same notices. A notice of more than
+//! 100 ids says `{"r": R, "log": N}`; its ids are read from the log (`authz_changed_ids(R)`),
+//! and if they are not the N announced, everything older than `R` is treated as changed.
 //!
 //! Any database role may `NOTIFY` the channel, so a notice's revision is believed only once the
-//! database has reached it (`authz_current_revision()`, one query per revision not yet
-//! confirmed): a forged `{"r": 9e18, "all": true}` is ignored instead of raising the floor
+//! database has reached it (one sequencer round, whose answer is the revision, per revision not
+//! yet confirmed): a forged `{"r": 9e18, "all": true}` is ignored instead of raising the floor
 //! forever. An unreadable notice ends the connection; caches are bypassed until a new one
-//! listens and raises the floor to the revision it reads.
+//! listens and raises the floor to the revision it reads. A sequencer round that fails or does
+//! not answer within the heartbeat ends the connection too: changes nobody numbers are changes
+//! nobody announces.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -45,6 +50,9 @@ pub struct Notice {
     /// Whether everything must be treated as changed.
     #[serde(default)]
     pub all: bool,
+    /// How many ids the change log holds for this revision (a notice too large to name them).
+    #[serde(default)]
+    pub log: Option<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -123,14 +131,16 @@ impl Invalidation {
 
     /// Applies one notice.
     pub fn apply(&self, notice: &Notice) {
-        self.newest_revision.fetch_max(notice.r, Ordering::AcqRel);
         self.notices.fetch_add(1, Ordering::Relaxed);
         let Ok(mut state) = self.state.write() else {
             return;
         };
+        // The newest revision is published only once the change is applied: whoever sees it
+        // (health, tests waiting for a revision) sees its effect too.
         if notice.all {
             state.floor = state.floor.max(notice.r);
             state.changed.retain(|_, changed| *changed > notice.r);
+            self.newest_revision.fetch_max(notice.r, Ordering::AcqRel);
             return;
         }
         for id in &notice.ids {
@@ -143,16 +153,17 @@ impl Invalidation {
             state.floor = state.floor.max(newest);
             state.changed.clear();
         }
+        self.newest_revision.fetch_max(notice.r, Ordering::AcqRel);
     }
 
     /// The listener is connected and the revision was `revision` right after `LISTEN`: every
     /// entry computed before is stale unless computed at that revision (no change since).
     pub fn connected_at(&self, revision: u64) {
-        self.newest_revision.fetch_max(revision, Ordering::AcqRel);
         if let Ok(mut state) = self.state.write() {
             state.floor = state.floor.max(revision);
             state.changed.retain(|_, changed| *changed > revision);
         }
+        self.newest_revision.fetch_max(revision, Ordering::AcqRel);
         self.reconnects.fetch_add(1, Ordering::Relaxed);
         self.connected.store(true, Ordering::Release);
     }
@@ -163,20 +174,25 @@ impl Invalidation {
     }
 }
 
+/// The sequencer round: numbers what committed since the last one and returns the revision.
+const SEQUENCE_SQL: &str = "SELECT authz_sequence_changes()";
+
 /// Listens on [`CHANNEL`] for as long as the process runs, reconnecting with exponential
-/// backoff (50 ms to 2 s) after any failure. Every `heartbeat` the connection must answer a
-/// `SELECT 1` within `heartbeat` too: a connection that went silent (a cut network path sends
-/// no error) is dropped and caches are bypassed until a new one listens, so a lost notice can
-/// never keep a revoked grant cached for longer than about two heartbeats.
+/// backoff (50 ms to 2 s) after any failure. Every `sequencer` interval the connection runs a
+/// sequencer round, and every `heartbeat` a `SELECT 1`, each of which must answer within
+/// `heartbeat`: a connection that went silent (a cut network path sends no error) is dropped and
+/// caches are bypassed until a new one listens, so a lost notice can never keep a revoked grant
+/// cached for longer than about two heartbeats.
 pub async fn listen_forever(
     target: crate::postgres_tls::Target,
     invalidation: Arc<Invalidation>,
     heartbeat: Duration,
+    sequencer: Duration,
 ) {
     let mut backoff = Duration::from_millis(50);
     loop {
         let started = Instant::now();
-        match listen_once(&target, &invalidation, heartbeat).await {
+        match listen_once(&target, &invalidation, heartbeat, sequencer).await {
             Ok(()) => tracing::warn!("invalidation listener connection closed"),
             Err(error) => tracing::warn!(%error, "invalidation listener failed"),
         }
@@ -201,10 +217,48 @@ enum ListenError {
     Unreadable(String),
 }
 
+/// One sequencer round on `client`, within `deadline`: the revision it returns.
+async fn sequence(client: &tokio_postgres::Client, deadline: Duration) -> Result<u64, ListenError> {
+    let row = tokio::time::timeout(deadline, client.query_one(SEQUENCE_SQL, &[]))
+        .await
+        .map_err(|_| ListenError::Silent(deadline))??;
+    Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+}
+
+/// A `log` notice's ids, read from the change log; `all` when they are not the `count`
+/// announced (pruned, or a forged count), so nothing is ever missed.
+async fn read_logged_ids(
+    client: &tokio_postgres::Client,
+    notice: &mut Notice,
+    count: u64,
+    deadline: Duration,
+) -> Result<(), ListenError> {
+    let revision = i64::try_from(notice.r).unwrap_or(i64::MAX);
+    let rows = tokio::time::timeout(
+        deadline,
+        client.query("SELECT authz_changed_ids($1)", &[&revision]),
+    )
+    .await
+    .map_err(|_| ListenError::Silent(deadline))??;
+    notice.ids = rows.iter().map(|row| row.get::<_, Uuid>(0)).collect();
+    if u64::try_from(notice.ids.len()).unwrap_or(u64::MAX) != count {
+        tracing::warn!(
+            revision = notice.r,
+            count,
+            found = notice.ids.len(),
+            "a logged change is not the size announced; treating everything as changed"
+        );
+        notice.all = true;
+        notice.ids.clear();
+    }
+    Ok(())
+}
+
 async fn listen_once(
     target: &crate::postgres_tls::Target,
     invalidation: &Invalidation,
     heartbeat: Duration,
+    sequencer: Duration,
 ) -> Result<(), ListenError> {
     let deadline = heartbeat.max(Duration::from_secs(1));
     let mut config = target.config.clone();
@@ -234,24 +288,24 @@ async fn listen_once(
         }
     });
     let result = async {
-        let setup = async {
-            client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
-            client
-                .query_one("SELECT authz_current_revision()", &[])
-                .await
-        };
-        let row = tokio::time::timeout(deadline, setup)
+        tokio::time::timeout(deadline, client.batch_execute(&format!("LISTEN {CHANNEL}")))
             .await
             .map_err(|_| ListenError::Silent(deadline))??;
-        let revision: i64 = row.get(0);
-        let mut confirmed = u64::try_from(revision).unwrap_or(0);
+        // Listening before this round: every change it does not number is announced later.
+        let mut confirmed = sequence(&client, deadline).await?;
         invalidation.connected_at(confirmed);
-        tracing::info!(revision, "invalidation listener connected");
+        tracing::info!(revision = confirmed, "invalidation listener connected");
         let mut ticks = tokio::time::interval(heartbeat);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut rounds = tokio::time::interval(sequencer.max(Duration::from_millis(1)));
+        rounds.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let message = tokio::select! {
                 message = receiver.recv() => message,
+                _ = rounds.tick() => {
+                    confirmed = confirmed.max(sequence(&client, heartbeat).await?);
+                    continue;
+                }
                 _ = ticks.tick() => {
                     tokio::time::timeout(heartbeat, client.simple_query("SELECT 1"))
                         .await
@@ -263,7 +317,7 @@ async fn listen_once(
                 break;
             };
             let payload = message?;
-            let notice = match serde_json::from_str::<Notice>(&payload) {
+            let mut notice = match serde_json::from_str::<Notice>(&payload) {
                 Ok(notice) => notice,
                 Err(error) => {
                     // A change we cannot attribute: drop the connection, so caches are bypassed
@@ -276,19 +330,16 @@ async fn listen_once(
             };
             if notice.r > confirmed {
                 // Any role may NOTIFY: a revision is believed only once the database has
-                // reached it (one query covers every notice up to the revision it reads).
-                let row = tokio::time::timeout(
-                    deadline,
-                    client.query_one("SELECT authz_current_revision()", &[]),
-                )
-                .await
-                .map_err(|_| ListenError::Silent(deadline))??;
-                confirmed = u64::try_from(row.get::<_, i64>(0)).unwrap_or(0);
+                // reached it (one round covers every notice up to the revision it reads).
+                confirmed = confirmed.max(sequence(&client, deadline).await?);
                 if notice.r > confirmed {
                     tracing::error!(%payload, confirmed, "change notice ahead of the database; ignored");
                     metrics::counter!("authz_forged_notices_total").increment(1);
                     continue;
                 }
+            }
+            if let (Some(count), false) = (notice.log, notice.all) {
+                read_logged_ids(&client, &mut notice, count, deadline).await?;
             }
             invalidation.apply(&notice);
         }
@@ -319,6 +370,7 @@ mod tests {
             r,
             ids: ids.iter().map(|id| Uuid::from_u128(*id)).collect(),
             all: false,
+            log: None,
         }
     }
 
@@ -349,6 +401,7 @@ mod tests {
             r: 9,
             ids: vec![],
             all: true,
+            log: None,
         });
         assert!(!invalidation.is_fresh(&entry(8, &[])));
         assert!(invalidation.is_fresh(&entry(9, &[])));
@@ -368,5 +421,7 @@ mod tests {
         assert_eq!(parsed.ids.len(), 1);
         let parsed: Notice = serde_json::from_str(r#"{"r":43,"all":true}"#).unwrap();
         assert!(parsed.all);
+        let parsed: Notice = serde_json::from_str(r#"{"r":44,"log":150}"#).unwrap();
+        assert_eq!(parsed.log, Some(150));
     }
 }

@@ -184,6 +184,7 @@ impl AppState {
                 self.config.postgres_primary.clone(),
                 Arc::clone(&self.invalidation),
                 self.config.listener_heartbeat,
+                self.config.sequencer_interval,
             )),
             tokio::spawn(crate::warming::run_forever(
                 Arc::clone(&self.decider),

@@ -160,11 +160,11 @@ pub struct Config {
     pub monitoring: MonitoringConfig,
     /// `AUTHZ_SERVE_STALE_ON_ERROR`: `all` (default), `denies` or `none`.
     pub serve_stale_on_error: StaleOnError,
-    /// `AUTHZ_LISTENER_HEARTBEAT_MS`: how often the change listener proves its connection
-    /// alive, and how long it waits for the answer (default 1,000 ms).
+    /// `AUTHZ_LISTENER_HEARTBEAT_MS`: the listener's liveness probe, interval and timeout (1 s).
     pub listener_heartbeat: Duration,
-    /// `AUTHZ_WARMING_INTERVAL_SECONDS`: cache warming from `cache_warming_patterns` once the
-    /// listener connects and then this often (default 300; 0 turns warming off).
+    /// `AUTHZ_SEQUENCER_INTERVAL_MS`: how often the listener numbers committed changes (10 ms).
+    pub sequencer_interval: Duration,
+    /// `AUTHZ_WARMING_INTERVAL_SECONDS`: warming from `cache_warming_patterns` (300 s; 0: off).
     pub warming_interval: Duration,
     /// `AUTHZ_VIEW_REFRESH_SECONDS`: how often the origin refreshes the materialized views when
     /// the server has no `pg_cron` (default 900; 0 turns it off).
@@ -325,6 +325,7 @@ impl Config {
             listener_heartbeat: env
                 .millis("AUTHZ_LISTENER_HEARTBEAT_MS")?
                 .max(Duration::from_millis(10)),
+            sequencer_interval: env.millis("AUTHZ_SEQUENCER_INTERVAL_MS")?,
             warming_interval: env.seconds("AUTHZ_WARMING_INTERVAL_SECONDS")?,
             view_refresh_interval: env.seconds("AUTHZ_VIEW_REFRESH_SECONDS")?,
             migrate_on_start: env.switch("AUTHZ_MIGRATE_ON_START")?,

@@ -213,6 +213,12 @@ pub const VARIABLES: &[Variable] = &[
         "1000",
     ),
     value(
+        "AUTHZ_SEQUENCER_INTERVAL_MS",
+        "the change listener numbers committed changes this often (the revocation lag at the \
+         origin is about this plus a round trip)",
+        "10",
+    ),
+    value(
         "AUTHZ_SERVE_STALE_ON_ERROR",
         "what caches answer when Postgres cannot: `all`, `denies` or `none` (see \
          ARCHITECTURE.md)",

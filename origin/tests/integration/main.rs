@@ -18,3 +18,4 @@ mod schema;
 mod support;
 mod tls;
 mod warming;
+mod writes;

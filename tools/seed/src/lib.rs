@@ -30,10 +30,11 @@
 //!   shares are generated while they stream. Without the privilege the load falls back, with a
 //!   warning, to running with triggers on (slower; the triggers then bump the revision and
 //!   create the team-owner memberships themselves).
-//! * **Telling caches.** With triggers skipped nothing bumps the revision, so the load calls
-//!   `authz_bump_all()` as the last statement of its transaction: the new revision becomes
-//!   visible atomically with the new data, and the `{"all":true}` notice is delivered at
-//!   commit. Afterwards the tables are `ANALYZE`d so the planner sees their new sizes.
+//! * **Telling caches.** With triggers skipped nothing records the change, so the load calls
+//!   `authz_bump_all()` as the last statement of its transaction ("everything changed",
+//!   committed with the new data), and `authz_current_revision()` after commit, which numbers
+//!   it and sends the `{"all":true}` notice. Afterwards the tables are `ANALYZE`d so the planner
+//!   sees their new sizes.
 //!   Materialized views over these tables are not refreshed here (they lag by design).
 
 mod args;

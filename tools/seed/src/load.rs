@@ -37,6 +37,12 @@ pub(crate) async fn load_and_analyze(
         }
     };
     progress.set_message("analyze");
+    // The load committed unnumbered: number it now, so the revision has moved when this returns
+    // (migrations/README.md, V11), whether or not an origin is running.
+    client
+        .batch_execute("SELECT authz_current_revision()")
+        .await
+        .context("numbering the load (authz_current_revision)")?;
     client
         .batch_execute(&format!("ANALYZE {TABLES}"))
         .await
@@ -107,8 +113,8 @@ async fn load(
         copy_generation_shares(&tx, plan, &shared, &mut rng, now, progress).await?;
 
     if skip_triggers {
-        // Nothing bumped the revision: do it here, so the new revision commits together with
-        // the new data and the "everything changed" notice goes out at commit.
+        // No trigger recorded the change: record "everything changed" (and rebuild the pieces)
+        // in the same transaction, so the change is numbered with the new data.
         tx.batch_execute("SELECT authz_bump_all()")
             .await
             .context("bumping the revision (authz_bump_all)")?;
