@@ -1,62 +1,56 @@
 -- V11: commit-ordered revisions without one global write lock.
 --
 -- BEFORE. Every statement on a decision table first updated the one row of authz_revision
--- (V2) and kept its lock until commit, and every statement sent a NOTIFY, whose commit takes a
--- database-wide lock until the commit is flushed. Writers serialized for the length of their
--- transactions: 255 writes/s at 32 writers where the same insert without the triggers made
--- 6,064 (BENCHMARKS.md, "Writes").
+-- (V2) and kept its lock until commit; every statement sent a NOTIFY, whose commit takes a
+-- database-wide lock until the commit is flushed; and every statement rewrote its piece rows
+-- (V9) in the writer's transaction. Writers serialized for the length of their transactions:
+-- 255 inserts/s at 32 writers where the same insert without the triggers made 6,064.
 --
 -- NOW. A writer's triggers only record what it changed: one row in authz_change_log per
--- statement (the ids it touched), with no revision yet, plus its piece rows (V9), with a lock
--- per piece key (below). Nothing a writer does waits for another writer unless both touch the
--- same piece key. A revision is given to changes only after they committed, by a SEQUENCER:
+-- statement, with the ids it touched (for the notice) and the piece keys they feed (for V9's
+-- tables), and no revision. Nothing a writer does waits for another writer. Revisions are given
+-- after commit by a SEQUENCER, authz_sequence_changes(), called by every origin every
+-- AUTHZ_SEQUENCER_INTERVAL_MS and by authz_current_revision():
+--       1. it takes the sequencer lock (a transaction-level advisory lock), so sequencers run
+--          one after the other and commit in revision order;
+--       2. with a new snapshot, it takes the log rows that have no revision: exactly the
+--          changes that committed before this snapshot;
+--       3. it gives all of them one new revision (nextval) and stores it in authz_revision;
+--       4. it rewrites the pieces of the keys they name, from the base tables as they are now;
+--       5. it sends one notice naming their ids, and commits.
 --
---     authz_sequence_changes()  (called by every origin every AUTHZ_SEQUENCER_INTERVAL_MS, and
---                                by authz_current_revision(), so writers that ask for their
---                                revision never wait for an origin)
---       1. takes the sequencer lock (a transaction-level advisory lock), so sequencers run one
---          after the other and their commits are in revision order;
---       2. with a new snapshot, takes the log rows that have no revision: exactly the changes
---          that committed before this snapshot;
---       3. gives all of them one new revision (nextval), stores it in authz_revision, and sends
---          one notice naming their ids;
---       4. commits.
---
--- WHY IT IS SAFE (DOMAIN.md, Consistency). A reader still takes authz_revision.value in the same
--- statement as its facts. If it reads value R, the sequencer transaction that wrote R had
+-- WHY IT IS SAFE (DOMAIN.md, Consistency). A reader takes authz_revision.value in the same
+-- statement as its facts (the pieces). If it reads value R, the sequencer that wrote R had
 -- committed before the reader's snapshot, and every change numbered <= R had committed before
--- that sequencer's snapshot: the reader sees all of them. A change it sees but that is not yet
--- numbered will be numbered above R, so its notice invalidates the reader's entry (one needless
--- miss, never a stale grant). The trap (values handed out before commit, commits in the other
--- order) cannot happen: a revision is handed out only to changes that have already committed,
--- and sequencers commit one at a time, in revision order.
+-- that sequencer's snapshot: the reader sees all of them, in the base tables and in the pieces
+-- (rewritten by the same sequencer transactions). The pieces may also hold changes committed
+-- after that snapshot (step 4 reads the tables as they are): those are numbered above R later,
+-- and their notices invalidate what was cached at R. The trap (values handed out before commit,
+-- commits in the other order) cannot happen: a revision goes only to committed changes, and
+-- sequencers commit one at a time, in revision order. Only sequencers write the piece tables,
+-- one at a time, so two writers can never lose each other's change to a piece.
 --
 -- WHAT A WRITER SEES. authz_current_revision(), called after commit, numbers whatever committed
 -- and is not numbered yet (its own change included) and returns the revision: the token its
--- clients pass as min_revision. Called inside a transaction that has changed decision data, it
--- fails (SQLSTATE 55000): no revision can cover a change that has not committed, and a too-low
--- token would let caches answer without the change. Revisions stay bigints; the values issued
--- before this migration stay valid (the same sequence continues).
---
--- THE PIECES (V9) under concurrent writers. Two writers that refresh the same piece from their
--- own snapshots would each miss the other's change (a lost update). Each refresh therefore first
--- takes a transaction-level advisory lock per piece key, then recomputes the piece in a new
--- statement, so under READ COMMITTED it sees every writer that held the key before. A project's
--- piece embeds its linked teams' is_active: a write to project_teams locks those teams' keys
--- before the project's, and a team's refresh finds its projects only after locking the team, so
--- the two orders meet on the team key. Under REPEATABLE READ and SERIALIZABLE the refresh reads
--- the transaction's snapshot: a piece row written by a writer that committed since then makes the
--- refresh fail with 40001 (or 23505 for a key that did not exist), never lose the other's change.
+-- clients pass as min_revision. Inside a transaction that has changed decision data it fails
+-- (SQLSTATE 55000): no revision covers a change that has not committed, and a too-low token
+-- would let caches answer without it. Revisions stay bigints; the values issued before this
+-- migration stay valid (the same sequence continues).
 --
 -- BULK STATEMENTS. A statement's row holds every id it touched (up to 50,000; more, or TRUNCATE,
--- is "everything"). A batch of more than 100 ids is announced as {"r": R, "log": N}: listeners
--- read the N ids of revision R from the log, so a 1,000-share insert invalidates 1,000 ids
--- instead of every cache. Numbered rows are kept 15 minutes.
+-- is "everything", which rebuilds the pieces). A round of more than 100 ids is announced as
+-- {"r": R, "log": N}: listeners read the N ids of revision R from the log, so a 1,000-share
+-- insert invalidates 1,000 ids instead of every cache. Numbered rows are kept 15 minutes.
 
 CREATE TABLE IF NOT EXISTS authz_change_log (
-    -- The writing transaction (for diagnosis; never compared).
+    -- The writing transaction (for diagnosis, and a caller's "have I pending changes?").
     xid          xid8        NOT NULL DEFAULT pg_current_xact_id(),
+    -- The ids announced to listeners.
     ids          uuid[]      NOT NULL DEFAULT '{}',
+    -- The piece keys (V9) the change feeds: 'user', 'generation', 'project' or 'team'.
+    piece_kind   text        NULL,
+    piece_ids    uuid[]      NOT NULL DEFAULT '{}',
+    -- Everything may have changed (TRUNCATE, authz_bump_all(), a statement over 50,000 ids).
     all_ids      boolean     NOT NULL DEFAULT false,
     -- NULL until a sequencer numbers the row (after its writer committed).
     revision     bigint      NULL,
@@ -65,71 +59,133 @@ CREATE TABLE IF NOT EXISTS authz_change_log (
 -- The sequencer's "anything pending?" and the caller's "have I pending changes?".
 CREATE INDEX IF NOT EXISTS authz_change_log_pending ON authz_change_log (xid)
     WHERE revision IS NULL;
--- A listener reading a revision's ids; pruning by age.
+-- A listener reading a revision's ids.
 CREATE INDEX IF NOT EXISTS authz_change_log_revision ON authz_change_log (revision)
     WHERE revision IS NOT NULL;
+-- Pruning by age.
 CREATE INDEX IF NOT EXISTS authz_change_log_sequenced ON authz_change_log (sequenced_at)
     WHERE revision IS NOT NULL;
 
--- The writers no longer bump the revision.
-DO $$
-DECLARE
-    t text;
-BEGIN
-    FOREACH t IN ARRAY ARRAY['users', 'teams', 'team_members', 'projects', 'project_teams',
-                             'generations', 'generation_shares']
-    LOOP
-        EXECUTE format('DROP TRIGGER IF EXISTS authz_revision_bump ON %I', t);
-    END LOOP;
-END
-$$;
-DROP FUNCTION IF EXISTS authz_bump_revision();
-
--- Records a statement's change (V2's notice function, same signature: the notify triggers call
--- it). The notice itself is sent by the sequencer once the change has committed.
+-- Records "everything may have changed" (V2's notice function, same signature: the TRUNCATE
+-- triggers and authz_bump_all() call it; ids are recorded by the log triggers below).
 CREATE OR REPLACE FUNCTION authz_send_change_notice(p_ids uuid[], p_all boolean DEFAULT false)
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER AS $$
 BEGIN
-    IF NOT p_all AND coalesce(cardinality(p_ids), 0) = 0 THEN
-        RETURN;
-    END IF;
     IF p_all OR cardinality(p_ids) > 50000 THEN
         INSERT INTO authz_change_log (all_ids) VALUES (true);
-    ELSE
+    ELSIF coalesce(cardinality(p_ids), 0) > 0 THEN
         INSERT INTO authz_change_log (ids) VALUES (p_ids);
     END IF;
 END;
 $$;
 
--- V2's collector, without the 101-id cut-off (a bulk statement names every id it touched, up to
--- 50,001: enough to know it is "everything").
-CREATE OR REPLACE FUNCTION authz_notify_changes() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER AS $$
+-- The writers' triggers: per table and event, a function with its query written out (static
+-- SQL, planned once per session, where V2's generic function built and planned its query at
+-- every statement), recording the ids of V2's columns and the piece keys of V9's column.
+-- The BEFORE bump (V2), the notice triggers (V2) and the piece triggers (V9) go.
+DO $$
 DECLARE
+    v_spec      record;
+    v_op        text;
     v_relations text[];
-    v_relation  text;
-    v_column    text;
-    v_parts     text[] := '{}';
-    v_ids       uuid[];
+    v_ids       text;
+    v_keys      text;
+    v_function  text;
+    v_referencing text;
 BEGIN
-    v_relations := CASE TG_OP
-        WHEN 'INSERT' THEN ARRAY['new_rows']
-        WHEN 'DELETE' THEN ARRAY['old_rows']
-        ELSE ARRAY['old_rows', 'new_rows']
-    END;
-    FOREACH v_relation IN ARRAY v_relations LOOP
-        FOREACH v_column IN ARRAY TG_ARGV LOOP
-            v_parts := v_parts || format('SELECT %I FROM %I', v_column, v_relation);
+    FOR v_spec IN
+        SELECT * FROM (VALUES
+            ('users',             ARRAY['id'],                                   'user',       'id'),
+            ('teams',             ARRAY['id', 'owner_id'],                       'team',       'id'),
+            ('team_members',      ARRAY['team_id', 'user_id'],                   'user',       'user_id'),
+            ('projects',          ARRAY['id', 'user_id'],                        'project',    'id'),
+            ('project_teams',     ARRAY['project_id', 'team_id'],                'project',    'project_id'),
+            ('generations',       ARRAY['id', 'user_id', 'project_id'],          'generation', 'id'),
+            ('generation_shares', ARRAY['generation_id', 'shared_with_user_id'], 'generation', 'generation_id')
+        ) AS t(table_name, id_columns, piece_kind, key_column)
+    LOOP
+        EXECUTE format('DROP TRIGGER IF EXISTS authz_revision_bump ON %I', v_spec.table_name);
+        FOREACH v_op IN ARRAY ARRAY['insert', 'update', 'delete'] LOOP
+            EXECUTE format('DROP TRIGGER IF EXISTS %I ON %I', 'authz_notify_' || v_op,
+                           v_spec.table_name);
+            EXECUTE format('DROP TRIGGER IF EXISTS %I ON %I', 'authz_pieces_' || v_op,
+                           v_spec.table_name);
+            v_relations := CASE v_op
+                WHEN 'insert' THEN ARRAY['new_rows']
+                WHEN 'delete' THEN ARRAY['old_rows']
+                ELSE ARRAY['old_rows', 'new_rows']
+            END;
+            v_referencing := CASE v_op
+                WHEN 'insert' THEN 'REFERENCING NEW TABLE AS new_rows'
+                WHEN 'delete' THEN 'REFERENCING OLD TABLE AS old_rows'
+                ELSE 'REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows'
+            END;
+            SELECT string_agg(format('SELECT %I FROM %I', c, r), ' UNION ALL ')
+              INTO v_ids
+              FROM unnest(v_relations) AS r, unnest(v_spec.id_columns) AS c;
+            SELECT string_agg(format('SELECT %I FROM %I', v_spec.key_column, r), ' UNION ALL ')
+              INTO v_keys
+              FROM unnest(v_relations) AS r;
+            v_function := format('authz_log_%s_%s', v_spec.table_name, v_op);
+            EXECUTE format($f$
+                CREATE OR REPLACE FUNCTION %I() RETURNS trigger
+                LANGUAGE plpgsql SECURITY DEFINER SET search_path = %I, pg_temp AS $body$
+                DECLARE
+                    v_ids  uuid[];
+                    v_keys uuid[];
+                BEGIN
+                    SELECT array_agg(x) INTO v_ids
+                      FROM (SELECT DISTINCT x FROM (%s) AS s(x)
+                             WHERE x IS NOT NULL LIMIT 50001) AS d;
+                    IF v_ids IS NULL THEN
+                        RETURN NULL;
+                    ELSIF cardinality(v_ids) > 50000 THEN
+                        INSERT INTO authz_change_log (all_ids) VALUES (true);
+                        RETURN NULL;
+                    END IF;
+                    SELECT array_agg(DISTINCT x) INTO v_keys FROM (%s) AS s(x)
+                     WHERE x IS NOT NULL;
+                    INSERT INTO authz_change_log (ids, piece_kind, piece_ids)
+                    VALUES (v_ids, %L, coalesce(v_keys, '{}'));
+                    RETURN NULL;
+                END;
+                $body$
+            $f$,
+                v_function, current_schema(), v_ids, v_keys, v_spec.piece_kind);
+            EXECUTE format('CREATE OR REPLACE TRIGGER %I AFTER %s ON %I %s '
+                           'FOR EACH STATEMENT EXECUTE FUNCTION %I()',
+                           'authz_log_' || v_op, upper(v_op), v_spec.table_name,
+                           v_referencing, v_function);
         END LOOP;
+        -- TRUNCATE: V2's notice trigger stays (it records "everything"); V9's rebuild goes to
+        -- the sequencer.
+        EXECUTE format('DROP TRIGGER IF EXISTS authz_pieces_truncate ON %I', v_spec.table_name);
     END LOOP;
-    EXECUTE format(
-        'SELECT array_agg(x) FROM (SELECT DISTINCT x FROM (%s) AS s(x) '
-        'WHERE x IS NOT NULL LIMIT 50001) AS d',
-        array_to_string(v_parts, ' UNION ALL '))
-      INTO v_ids;
-    PERFORM authz_send_change_notice(v_ids);
-    RETURN NULL;
+END
+$$;
+DROP FUNCTION IF EXISTS authz_bump_revision();
+DROP FUNCTION IF EXISTS authz_maintain_pieces();
+DROP FUNCTION IF EXISTS authz_rebuild_pieces_on_truncate();
+
+-- The pieces of the keys a round numbered (step 4). A team's piece also feeds the projects
+-- linked to it (team_is_active), found after the team's rows are as they are now.
+CREATE OR REPLACE FUNCTION authz_refresh_pieces(p_kind text, p_ids uuid[]) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER AS $$
+BEGIN
+    IF coalesce(cardinality(p_ids), 0) = 0 THEN
+        RETURN;
+    END IF;
+    IF p_kind = 'user' THEN
+        PERFORM authz_refresh_user_pieces(p_ids);
+    ELSE
+        PERFORM authz_refresh_resource_pieces(p_kind, p_ids);
+        IF p_kind = 'team' THEN
+            PERFORM authz_refresh_resource_pieces('project', ARRAY(
+                SELECT DISTINCT pt.project_id FROM project_teams pt
+                 WHERE pt.team_id = ANY (p_ids)));
+        END IF;
+    END IF;
 END;
 $$;
 
@@ -141,6 +197,10 @@ DECLARE
     v_revision bigint;
     v_all      boolean;
     v_ids      uuid[];
+    v_users       uuid[];
+    v_generations uuid[];
+    v_projects    uuid[];
+    v_teams       uuid[];
     v_count    bigint;
     v_payload  text;
 BEGIN
@@ -165,12 +225,29 @@ BEGIN
         UPDATE authz_change_log
            SET revision = v_revision, sequenced_at = clock_timestamp()
          WHERE revision IS NULL
-        RETURNING ids, all_ids
+        RETURNING ids, piece_kind, piece_ids, all_ids
     )
     SELECT coalesce(bool_or(all_ids), false),
-           (SELECT array_agg(DISTINCT x ORDER BY x) FROM numbered n, unnest(n.ids) AS u(x))
-      INTO v_all, v_ids
+           (SELECT array_agg(DISTINCT x ORDER BY x) FROM numbered n, unnest(n.ids) AS u(x)),
+           (SELECT array_agg(DISTINCT x) FROM numbered n, unnest(n.piece_ids) AS u(x)
+             WHERE n.piece_kind = 'user'),
+           (SELECT array_agg(DISTINCT x) FROM numbered n, unnest(n.piece_ids) AS u(x)
+             WHERE n.piece_kind = 'generation'),
+           (SELECT array_agg(DISTINCT x) FROM numbered n, unnest(n.piece_ids) AS u(x)
+             WHERE n.piece_kind = 'project'),
+           (SELECT array_agg(DISTINCT x) FROM numbered n, unnest(n.piece_ids) AS u(x)
+             WHERE n.piece_kind = 'team')
+      INTO v_all, v_ids, v_users, v_generations, v_projects, v_teams
       FROM numbered;
+    -- The pieces of what was numbered, from the tables as they are now (a new statement).
+    IF v_all THEN
+        PERFORM authz_rebuild_pieces();
+    ELSE
+        PERFORM authz_refresh_pieces('user', v_users);
+        PERFORM authz_refresh_pieces('generation', v_generations);
+        PERFORM authz_refresh_pieces('team', v_teams);
+        PERFORM authz_refresh_pieces('project', v_projects);
+    END IF;
     v_count := coalesce(cardinality(v_ids), 0);
     IF v_all THEN
         v_payload := '{"r":' || v_revision || ',"all":true}';
@@ -219,113 +296,13 @@ BEGIN
 END;
 $$;
 
--- One advisory lock per piece key, in one order (see the top of this file).
-CREATE OR REPLACE FUNCTION authz_lock_pieces(p_kind text, p_ids uuid[]) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER AS $$
-BEGIN
-    IF coalesce(cardinality(p_ids), 0) = 0 THEN
-        RETURN;
-    END IF;
-    PERFORM pg_advisory_xact_lock(hashtext('authz_pieces:' || p_kind), k)
-       FROM (SELECT DISTINCT hashtext(x::text) AS k FROM unnest(p_ids) AS u(x) ORDER BY 1) AS s;
-END;
-$$;
-
--- V9's refreshes, each locking its keys before reading the base tables (a new statement, so a
--- new snapshot under READ COMMITTED).
-CREATE OR REPLACE FUNCTION authz_refresh_user_pieces(p_ids uuid[]) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER AS $$
-BEGIN
-    PERFORM authz_lock_pieces('user', p_ids);
-    DELETE FROM authz_user_pieces WHERE user_id = ANY (p_ids);
-    INSERT INTO authz_user_pieces (user_id, piece)
-    SELECT s.user_id, s.piece FROM authz_user_pieces_source s WHERE s.user_id = ANY (p_ids);
-END;
-$$;
-
-CREATE OR REPLACE FUNCTION authz_refresh_resource_pieces(p_type text, p_ids uuid[])
-RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER AS $$
-BEGIN
-    PERFORM authz_lock_pieces(p_type, p_ids);
-    DELETE FROM authz_resource_pieces WHERE resource_type = p_type AND resource_id = ANY (p_ids);
-    IF p_type = 'generation' THEN
-        INSERT INTO authz_resource_pieces
-        SELECT * FROM authz_resource_pieces_source s
-         WHERE s.resource_type = 'generation' AND s.resource_id = ANY (p_ids);
-    ELSIF p_type = 'project' THEN
-        INSERT INTO authz_resource_pieces
-        SELECT * FROM authz_resource_pieces_source s
-         WHERE s.resource_type = 'project' AND s.resource_id = ANY (p_ids);
-    ELSIF p_type = 'team' THEN
-        INSERT INTO authz_resource_pieces
-        SELECT * FROM authz_resource_pieces_source s
-         WHERE s.resource_type = 'team' AND s.resource_id = ANY (p_ids);
-    ELSE
-        RAISE EXCEPTION 'unknown resource type %', p_type USING ERRCODE = 'P0001';
-    END IF;
-END;
-$$;
-
--- The distinct non-NULL values of one column of the firing statement's transition tables.
--- Transition tables are visible only to the trigger function itself, so this returns the query's
--- text, which the trigger function runs with EXECUTE.
-CREATE OR REPLACE FUNCTION authz_transition_query(p_op text, p_column text) RETURNS text
-LANGUAGE sql IMMUTABLE AS $$
-    SELECT format('SELECT array_agg(DISTINCT x) FROM (%s) AS s(x) WHERE x IS NOT NULL',
-                  CASE p_op
-                      WHEN 'INSERT' THEN format('SELECT %I FROM new_rows', p_column)
-                      WHEN 'DELETE' THEN format('SELECT %I FROM old_rows', p_column)
-                      ELSE format('SELECT %I FROM old_rows UNION SELECT %I FROM new_rows',
-                                  p_column, p_column)
-                  END)
-$$;
-
--- V9's trigger function, with the team keys of project_teams rows locked before the project's,
--- and a team's projects looked up only once the team is locked (inside the team's refresh).
-CREATE OR REPLACE FUNCTION authz_maintain_pieces() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER AS $$
-DECLARE
-    v_kind   text := TG_ARGV[0];
-    v_column text := TG_ARGV[1];
-    v_ids    uuid[];
-    v_teams  uuid[];
-BEGIN
-    EXECUTE authz_transition_query(TG_OP, v_column) INTO v_ids;
-    IF v_ids IS NULL THEN
-        RETURN NULL;
-    END IF;
-    IF v_kind = 'user' THEN
-        PERFORM authz_refresh_user_pieces(v_ids);
-    ELSE
-        IF TG_TABLE_NAME = 'project_teams' THEN
-            EXECUTE authz_transition_query(TG_OP, 'team_id') INTO v_teams;
-            PERFORM authz_lock_pieces('team', v_teams);
-            -- Under REPEATABLE READ, a team refreshed since this snapshot fails here (40001)
-            -- instead of leaving the project's piece with its old is_active.
-            PERFORM 1 FROM authz_resource_pieces
-              WHERE resource_type = 'team' AND resource_id = ANY (v_teams)
-              FOR KEY SHARE;
-        END IF;
-        PERFORM authz_refresh_resource_pieces(v_kind, v_ids);
-        IF v_kind = 'team' THEN
-            PERFORM authz_refresh_resource_pieces('project', ARRAY(
-                SELECT DISTINCT pt.project_id FROM project_teams pt
-                 WHERE pt.team_id = ANY (v_ids)));
-        END IF;
-    END IF;
-    RETURN NULL;
-END;
-$$;
-
--- After a bulk load with triggers disabled: the pieces are rebuilt and "everything changed" is
--- recorded, both in the caller's transaction. The revision comes after commit, from
--- authz_current_revision(); this returns the revision before the load (V9 returned the new one,
--- which no longer exists before commit).
+-- After a bulk load with triggers disabled: record "everything changed", in the caller's
+-- transaction. The round that numbers it rebuilds the pieces; the revision comes after commit,
+-- from authz_current_revision(). Returns the revision before the load (V9 returned the new one,
+-- which exists only after commit now).
 CREATE OR REPLACE FUNCTION authz_bump_all() RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER AS $$
 BEGIN
-    PERFORM authz_rebuild_pieces();
     PERFORM authz_send_change_notice(NULL, true);
     RETURN (SELECT value FROM authz_revision WHERE id = 1);
 END;
@@ -337,14 +314,10 @@ DECLARE
 BEGIN
     FOREACH v_function IN ARRAY ARRAY[
         'authz_send_change_notice(uuid[], boolean)',
-        'authz_notify_changes()',
+        'authz_refresh_pieces(text, uuid[])',
         'authz_sequence_changes()',
         'authz_changed_ids(bigint)',
         'authz_current_revision()',
-        'authz_lock_pieces(text, uuid[])',
-        'authz_refresh_user_pieces(uuid[])',
-        'authz_refresh_resource_pieces(text, uuid[])',
-        'authz_maintain_pieces()',
         'authz_bump_all()'
     ] LOOP
         EXECUTE format('ALTER FUNCTION %s SET search_path = %I, pg_temp',
@@ -353,6 +326,6 @@ BEGIN
 END;
 $$;
 
-REVOKE ALL ON FUNCTION authz_lock_pieces(text, uuid[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION authz_refresh_pieces(text, uuid[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION authz_bump_all() FROM PUBLIC;
 REVOKE ALL ON FUNCTION authz_send_change_notice(uuid[], boolean) FROM PUBLIC;

@@ -31,7 +31,7 @@ cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; wait "$pid" 2>/
 trap cleanup EXIT
 
 log "building (release)"
-[ -n "${BENCH_SKIP_BUILD:-}" ] || cargo build --release --locked -p authz-origin --bins >/dev/null
+[ -n "${BENCH_SKIP_BUILD:-}" ] || cargo build --release --locked -p authz-origin-cli --bins >/dev/null
 ORIGIN="$ROOT/target/release/authz-origin"
 
 for db in authz_writes_v10 authz_writes_v11; do

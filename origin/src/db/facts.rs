@@ -134,14 +134,25 @@ fn column<T: serde::de::DeserializeOwned>(row: &Row, index: usize) -> Result<T, 
     Ok(serde_json::from_slice(text.map_or(b"null", |text| text.0))?)
 }
 
+/// How fresh the pieces must be before they are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freshness {
+    /// As the last sequencer round left them (the listener runs rounds every few ms).
+    LastRound,
+    /// Run a sequencer round first, on the same connection (V11): for when this process's
+    /// listener, which runs the rounds, is down and no other round may come.
+    RoundFirst,
+}
+
 /// Reads the pieces of `users` and `resources` in one statement. The wait for a connection
 /// and failed queries are counted in the pool's stats.
 pub async fn load(
     pool: &NamedPool,
     users: &[UserId],
     resources: &[Resource],
+    freshness: Freshness,
 ) -> Result<Pieces, FactsError> {
-    let result = load_on(pool, users, resources).await;
+    let result = load_on(pool, users, resources, freshness).await;
     if matches!(result, Err(FactsError::Query(_))) {
         pool.stats.record_error();
     }
@@ -152,8 +163,15 @@ async fn load_on(
     pool: &NamedPool,
     users: &[UserId],
     resources: &[Resource],
+    freshness: Freshness,
 ) -> Result<Pieces, FactsError> {
     let client = pool.get().await?;
+    if freshness == Freshness::RoundFirst {
+        let statement = client
+            .prepare_cached("SELECT authz_sequence_changes()")
+            .await?;
+        client.query_one(&statement, &[]).await?;
+    }
     if let ([] | [_], [] | [_]) = (users, resources) {
         return load_question(&client, users.first(), resources.first()).await;
     }

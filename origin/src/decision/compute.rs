@@ -14,7 +14,7 @@ use super::Decider;
 use crate::cache::pieces::KnownPieces;
 use crate::clock::now;
 use crate::db::Workload;
-use crate::db::facts::{self, FactsError, Pieces};
+use crate::db::facts::{self, FactsError, Freshness, Pieces};
 
 impl Decider {
     /// Decides `questions` from their facts: pieces cached in Redis when fresh, the rest read
@@ -110,10 +110,14 @@ impl Decider {
         resources: &[Resource],
         min_revision: Option<u64>,
     ) -> Result<Pieces, FactsError> {
-        if self.pools.has_replica() {
+        // Without the listener no round numbers new changes, and the pieces move only with the
+        // rounds (V11): the primary runs one before reading, and the replica, which cannot, is
+        // not asked.
+        let connected = self.invalidation.is_connected();
+        if self.pools.has_replica() && connected {
             self.facts_queries.fetch_add(1, Ordering::Relaxed);
             let pool = self.pools.named(Workload::AuthorizationReplica);
-            if let Ok(pieces) = facts::load(pool, users, resources).await {
+            if let Ok(pieces) = facts::load(pool, users, resources, Freshness::LastRound).await {
                 let revision = pieces.revision;
                 let fresh = min_revision.is_none_or(|min| revision >= min)
                     && pieces
@@ -131,10 +135,16 @@ impl Decider {
             }
         }
         self.facts_queries.fetch_add(1, Ordering::Relaxed);
+        let freshness = if connected {
+            Freshness::LastRound
+        } else {
+            Freshness::RoundFirst
+        };
         let pieces = facts::load(
             self.pools.named(Workload::AuthorizationPrimary),
             users,
             resources,
+            freshness,
         )
         .await?;
         match min_revision {

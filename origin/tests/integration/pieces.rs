@@ -1,4 +1,5 @@
-//! The piece tables (migrations/V9) hold, after every write, exactly what the reference
+//! The piece tables (migrations/V9) hold, after every write and the sequencer round that numbers
+//! it (V11), exactly what the reference
 //! functions `authz_user_piece` / `authz_resource_piece` (V7, reading the base tables) return:
 //! on random datasets, after each of a sequence of plain-SQL writes of every kind (updates that
 //! move rows between keys, deletes that cascade, inserts through the team-owner trigger, a
@@ -167,6 +168,8 @@ async fn piece_tables_follow_every_write() {
             .current();
         support::truncate(&client).await;
         support::load(&client, &data, 0).await;
+        // The round that numbers a change rewrites its pieces (V11).
+        support::current_revision(&client).await;
         assert_eq!(
             differences(&client).await,
             Vec::<String>::new(),
@@ -182,6 +185,7 @@ async fn piece_tables_follow_every_write() {
             client.batch_execute(write).await.unwrap_or_else(|error| {
                 panic!("round {round}: {write}: {error}");
             });
+            support::current_revision(&client).await;
             let after = digest(&client).await;
             writes_with_rows += usize::from(after != before);
             let found = differences(&client).await;
