@@ -7,8 +7,8 @@
 -- 255 inserts/s at 32 writers where the same insert without the triggers made 6,064.
 --
 -- NOW. A writer's triggers only record what it changed: one row in authz_change_log per
--- statement, with the ids it touched (for the notice) and the piece keys they feed (for V9's
--- tables), and no revision. Nothing a writer does waits for another writer. Revisions are given
+-- statement, with the keys of the pieces (V9) it changed, which are also the ids its notice
+-- names, and no revision. Nothing a writer does waits for another writer. Revisions are given
 -- after commit by a SEQUENCER, authz_sequence_changes(), called by every origin every
 -- AUTHZ_SEQUENCER_INTERVAL_MS and by authz_current_revision():
 --       1. it takes the sequencer lock (a transaction-level advisory lock), so sequencers run
@@ -45,11 +45,10 @@
 CREATE TABLE IF NOT EXISTS authz_change_log (
     -- The writing transaction (for diagnosis, and a caller's "have I pending changes?").
     xid          xid8        NOT NULL DEFAULT pg_current_xact_id(),
-    -- The ids announced to listeners.
+    -- The keys of the pieces (V9) the change feeds, announced to listeners.
     ids          uuid[]      NOT NULL DEFAULT '{}',
-    -- The piece keys (V9) the change feeds: 'user', 'generation', 'project' or 'team'.
+    -- Their kind: 'user', 'generation', 'project' or 'team'.
     piece_kind   text        NULL,
-    piece_ids    uuid[]      NOT NULL DEFAULT '{}',
     -- Everything may have changed (TRUNCATE, authz_bump_all(), a statement over 50,000 ids).
     all_ids      boolean     NOT NULL DEFAULT false,
     -- NULL until a sequencer numbers the row (after its writer committed).
@@ -82,28 +81,31 @@ $$;
 
 -- The writers' triggers: per table and event, a function with its query written out (static
 -- SQL, planned once per session, where V2's generic function built and planned its query at
--- every statement), recording the ids of V2's columns and the piece keys of V9's column.
--- The BEFORE bump (V2), the notice triggers (V2) and the piece triggers (V9) go.
+-- every statement), recording the keys of the pieces the statement changed (V9's key column,
+-- old and new rows). They are what a cached decision depends on (its principal, resource,
+-- project and linked teams, shared/src/facts.rs): V2's notices also named owners and the other
+-- side of each link, so sharing one generation with 1,000 users invalidated every cached
+-- decision of those users. The BEFORE bump (V2), the notice triggers (V2) and the piece triggers
+-- (V9) go.
 DO $$
 DECLARE
     v_spec      record;
     v_op        text;
     v_relations text[];
-    v_ids       text;
     v_keys      text;
     v_function  text;
     v_referencing text;
 BEGIN
     FOR v_spec IN
         SELECT * FROM (VALUES
-            ('users',             ARRAY['id'],                                   'user',       'id'),
-            ('teams',             ARRAY['id', 'owner_id'],                       'team',       'id'),
-            ('team_members',      ARRAY['team_id', 'user_id'],                   'user',       'user_id'),
-            ('projects',          ARRAY['id', 'user_id'],                        'project',    'id'),
-            ('project_teams',     ARRAY['project_id', 'team_id'],                'project',    'project_id'),
-            ('generations',       ARRAY['id', 'user_id', 'project_id'],          'generation', 'id'),
-            ('generation_shares', ARRAY['generation_id', 'shared_with_user_id'], 'generation', 'generation_id')
-        ) AS t(table_name, id_columns, piece_kind, key_column)
+            ('users',             'user',       'id'),
+            ('teams',             'team',       'id'),
+            ('team_members',      'user',       'user_id'),
+            ('projects',          'project',    'id'),
+            ('project_teams',     'project',    'project_id'),
+            ('generations',       'generation', 'id'),
+            ('generation_shares', 'generation', 'generation_id')
+        ) AS t(table_name, piece_kind, key_column)
     LOOP
         EXECUTE format('DROP TRIGGER IF EXISTS authz_revision_bump ON %I', v_spec.table_name);
         FOREACH v_op IN ARRAY ARRAY['insert', 'update', 'delete'] LOOP
@@ -121,9 +123,6 @@ BEGIN
                 WHEN 'delete' THEN 'REFERENCING OLD TABLE AS old_rows'
                 ELSE 'REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows'
             END;
-            SELECT string_agg(format('SELECT %I FROM %I', c, r), ' UNION ALL ')
-              INTO v_ids
-              FROM unnest(v_relations) AS r, unnest(v_spec.id_columns) AS c;
             SELECT string_agg(format('SELECT %I FROM %I', v_spec.key_column, r), ' UNION ALL ')
               INTO v_keys
               FROM unnest(v_relations) AS r;
@@ -132,8 +131,7 @@ BEGIN
                 CREATE OR REPLACE FUNCTION %I() RETURNS trigger
                 LANGUAGE plpgsql SECURITY DEFINER SET search_path = %I, pg_temp AS $body$
                 DECLARE
-                    v_ids  uuid[];
-                    v_keys uuid[];
+                    v_ids uuid[];
                 BEGIN
                     SELECT array_agg(x) INTO v_ids
                       FROM (SELECT DISTINCT x FROM (%s) AS s(x)
@@ -142,17 +140,14 @@ BEGIN
                         RETURN NULL;
                     ELSIF cardinality(v_ids) > 50000 THEN
                         INSERT INTO authz_change_log (all_ids) VALUES (true);
-                        RETURN NULL;
+                    ELSE
+                        INSERT INTO authz_change_log (ids, piece_kind) VALUES (v_ids, %L);
                     END IF;
-                    SELECT array_agg(DISTINCT x) INTO v_keys FROM (%s) AS s(x)
-                     WHERE x IS NOT NULL;
-                    INSERT INTO authz_change_log (ids, piece_kind, piece_ids)
-                    VALUES (v_ids, %L, coalesce(v_keys, '{}'));
                     RETURN NULL;
                 END;
                 $body$
             $f$,
-                v_function, current_schema(), v_ids, v_keys, v_spec.piece_kind);
+                v_function, current_schema(), v_keys, v_spec.piece_kind);
             EXECUTE format('CREATE OR REPLACE TRIGGER %I AFTER %s ON %I %s '
                            'FOR EACH STATEMENT EXECUTE FUNCTION %I()',
                            'authz_log_' || v_op, upper(v_op), v_spec.table_name,
@@ -225,17 +220,17 @@ BEGIN
         UPDATE authz_change_log
            SET revision = v_revision, sequenced_at = clock_timestamp()
          WHERE revision IS NULL
-        RETURNING ids, piece_kind, piece_ids, all_ids
+        RETURNING ids, piece_kind, all_ids
     )
     SELECT coalesce(bool_or(all_ids), false),
            (SELECT array_agg(DISTINCT x ORDER BY x) FROM numbered n, unnest(n.ids) AS u(x)),
-           (SELECT array_agg(DISTINCT x) FROM numbered n, unnest(n.piece_ids) AS u(x)
+           (SELECT array_agg(DISTINCT x) FROM numbered n, unnest(n.ids) AS u(x)
              WHERE n.piece_kind = 'user'),
-           (SELECT array_agg(DISTINCT x) FROM numbered n, unnest(n.piece_ids) AS u(x)
+           (SELECT array_agg(DISTINCT x) FROM numbered n, unnest(n.ids) AS u(x)
              WHERE n.piece_kind = 'generation'),
-           (SELECT array_agg(DISTINCT x) FROM numbered n, unnest(n.piece_ids) AS u(x)
+           (SELECT array_agg(DISTINCT x) FROM numbered n, unnest(n.ids) AS u(x)
              WHERE n.piece_kind = 'project'),
-           (SELECT array_agg(DISTINCT x) FROM numbered n, unnest(n.piece_ids) AS u(x)
+           (SELECT array_agg(DISTINCT x) FROM numbered n, unnest(n.ids) AS u(x)
              WHERE n.piece_kind = 'team')
       INTO v_all, v_ids, v_users, v_generations, v_projects, v_teams
       FROM numbered;

@@ -7,8 +7,13 @@
 #           origin running so that its sequencer numbers the changes while they are written
 #   plain   the same insert into a copy of `generations` with the same columns, defaults,
 #           checks, indexes and foreign keys but none of the project's triggers
-# at 1, 8, 32 and 64 writers. Both databases hold the small seed.
+# at 1, 8, 32 and 64 writers. Both databases hold the small seed. Then, on the V11 database with
+# an origin (L1 only): the revocation lag idle and under 500 writes/s (authz-bench revocation),
+# reads under load with and without writers (wrk beside pgbench), and bulk statements (1,000
+# shares in one INSERT; a user deleted with 3,000 generations and their shares), timed in both
+# databases, with the share of a warmed question set still answered from L1 afterwards.
 # Usage: scripts/bench-writes.sh [seconds per run, default 15] [rounds, default 2]
+# BENCH_WRITERS (default "1 8 32 64"); BENCH_SKIP_ORIGIN=1 stops after the table.
 # Output: target/bench/writes-<time>/ (pgbench logs, results.csv) and a table on stdout.
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
@@ -30,8 +35,9 @@ PIDS=()
 cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true; done; }
 trap cleanup EXIT
 
+apt_install wrk
 log "building (release)"
-[ -n "${BENCH_SKIP_BUILD:-}" ] || cargo build --release --locked -p authz-origin-cli --bins >/dev/null
+[ -n "${BENCH_SKIP_BUILD:-}" ] || cargo build --release --locked -p authz-origin-cli -p authz-bench --bins >/dev/null
 ORIGIN="$ROOT/target/release/authz-origin"
 
 for db in authz_writes_v10 authz_writes_v11; do
@@ -117,3 +123,126 @@ for c in sorted({k[0] for k in by}):
 failed = sum(int(r["failed"]) for r in rows if r["failed"].isdigit())
 print(f"\nfailed transactions, all runs: {failed}")
 PY
+
+[ -n "${BENCH_SKIP_ORIGIN:-}" ] && exit 0
+BENCH="$ROOT/target/release/authz-bench"
+export BENCH_TOKEN=bench-service-token-0123456789
+ORIGIN_URL=http://127.0.0.1:8095
+PGB=(pgbench -n -M prepared -j 2 -f "$OUT/generations.sql")
+
+log "questions: 2,000 sampled (owners, team members, strangers)"
+psql "$NEW_URL" -Atq > "$OUT/questions.jsonl" <<'SQL'
+WITH owners AS (
+  SELECT g.user_id AS u, g.id AS r FROM generations g ORDER BY md5(g.id::text) LIMIT 800
+), members AS (
+  SELECT m.user_id AS u, g.id AS r FROM generations g
+  JOIN project_teams pt ON pt.project_id = g.project_id
+  JOIN team_members m ON m.team_id = pt.team_id ORDER BY md5(g.id::text || m.user_id::text) LIMIT 600
+), strangers AS (
+  SELECT u.id AS u, g.id AS r
+  FROM (SELECT id, row_number() OVER (ORDER BY md5(id::text)) AS n FROM users LIMIT 600) u
+  JOIN (SELECT id, row_number() OVER (ORDER BY md5(id::text || 'x')) AS n FROM generations LIMIT 600) g
+    ON g.n = u.n
+), pairs AS (SELECT * FROM owners UNION ALL SELECT * FROM members UNION ALL SELECT * FROM strangers)
+SELECT json_build_object('user_id', u, 'resource_type', 'generation', 'resource_id', r,
+       'operation', (ARRAY['read','download','write','delete','share','admin'])[1 + (abs(hashtext(u::text || r::text)) % 6)])
+FROM pairs;
+SQL
+export BENCH_QUESTIONS="$OUT/questions.jsonl"
+
+lag() { # name [extra options]
+  local name=$1; shift
+  "$BENCH" revocation --origin "$ORIGIN_URL" --service-token "$BENCH_TOKEN" --database-url "$NEW_URL" \
+    --rounds 200 --json "$OUT/revocation-$name.json" "$@" > "$OUT/revocation-$name.txt"
+}
+log "revocation lag, no other writes (writer asks for its revision / does not)"
+lag idle
+lag idle-no-token --revision-after-deny
+log "revocation lag under 500 writes/s (pgbench -R 500, 8 writers)"
+"${PGB[@]}" -c 8 -R 500 -T 90 "$NEW_URL" > "$OUT/pgbench-r500.txt" 2>&1 &
+WRITER=$!
+STARTED=$SECONDS
+sleep 3
+lag 500
+lag 500-no-token --revision-after-deny
+echo "both lag runs ended $((SECONDS - STARTED)) s into the 90 s of writes" | tee "$OUT/lag-window.txt"
+wait "$WRITER" || true
+python3 - "$OUT" <<'PY'
+import json, sys
+out = sys.argv[1]
+for name in ("idle", "idle-no-token", "500", "500-no-token"):
+    r = json.load(open(f"{out}/revocation-{name}.json"))
+    print(f"revocation lag ({name}): {json.dumps(r['lag_ms'])} over {r['rounds']} rounds; "
+          f"grants after commit {r['stale_grants_received_after_commit']}, "
+          f"with min_revision {r['stale_with_min_revision']}")
+PY
+grep -E "^tps|number of failed|latency average" "$OUT/pgbench-r500.txt" || true
+
+read_load() { # name
+  wrk -t2 -c32 -d"${DURATION}s" --latency -s bench/post.lua "$ORIGIN_URL" > "$OUT/$1.wrk.txt"
+  echo "--- reads $1: $(grep -E 'Requests/sec' "$OUT/$1.wrk.txt" | tr -s ' ') | p50 $(awk '$1=="50%"{print $2}' "$OUT/$1.wrk.txt") p99 $(awk '$1=="99%"{print $2}' "$OUT/$1.wrk.txt") | $(grep -E 'Non-2xx|Socket errors' "$OUT/$1.wrk.txt" | tr '\n' ' ')"
+}
+sources() { curl -s "$ORIGIN_URL/metrics" | grep -E '^authz_decisions_total' | tr '\n' ' '; echo; }
+log "mixed: reads alone, then reads beside 32 writers, then beside 500 writes/s (alternating, $ROUNDS rounds)"
+wrk -t2 -c32 -d5s -s bench/post.lua "$ORIGIN_URL" >/dev/null
+for round in $(seq "$ROUNDS"); do
+  read_load "r$round-alone"
+  "${PGB[@]}" -c 32 -T "$DURATION" "$NEW_URL" > "$OUT/r$round-mixed-writes.txt" 2>&1 &
+  WRITER=$!
+  read_load "r$round-beside-32-writers"
+  wait "$WRITER" || true
+  echo "    writes beside them: $(grep -E '^tps' "$OUT/r$round-mixed-writes.txt"), failed $(awk '/number of failed/{print $5}' "$OUT/r$round-mixed-writes.txt")"
+  "${PGB[@]}" -c 8 -R 500 -T "$DURATION" "$NEW_URL" > "$OUT/r$round-mixed-r500.txt" 2>&1 &
+  WRITER=$!
+  read_load "r$round-beside-500-writes"
+  wait "$WRITER" || true
+  echo "    writes beside them: $(grep -E '^tps' "$OUT/r$round-mixed-r500.txt"), failed $(awk '/number of failed/{print $5}' "$OUT/r$round-mixed-r500.txt")"
+done
+echo "decisions by source after the mixed runs: $(sources)"
+
+log "bulk statements: cost in both designs, and what stays cached (V11)"
+for url in "$OLD_URL" "$NEW_URL"; do
+  psql "$url" -X -q -v ON_ERROR_STOP=1 <<'SQL'
+INSERT INTO users (id) VALUES ('f0000000-0000-4000-8000-000000000001'), ('f0000000-0000-4000-8000-000000000002');
+INSERT INTO generations (id, user_id, status)
+  SELECT ('f1000000-0000-4000-8000-' || lpad(n::text, 12, '0'))::uuid,
+         'f0000000-0000-4000-8000-000000000001', 'completed' FROM generate_series(1, 3000) AS n;
+INSERT INTO generations (id, user_id, status)
+  VALUES ('f2000000-0000-4000-8000-000000000001', 'f0000000-0000-4000-8000-000000000002', 'completed');
+INSERT INTO generation_shares (generation_id, shared_with_user_id, permission_level)
+  SELECT ('f1000000-0000-4000-8000-' || lpad(n::text, 12, '0'))::uuid, u.id, 'read'
+    FROM generate_series(1, 1000) AS n
+    CROSS JOIN LATERAL (SELECT id FROM bench_active_users WHERE bench_active_users.n = 1 + n.n % 500) u;
+SELECT authz_current_revision();
+SQL
+done
+timed() { # url label sql
+  local ms
+  ms=$(psql "$1" -X -q -At -c '\timing on' -c "$3" 2>&1 | awk '/^Time:/{print $2}' | tail -1)
+  echo "  $2: $ms ms"
+}
+BULK_SHARES="INSERT INTO generation_shares (generation_id, shared_with_user_id, permission_level) SELECT 'f2000000-0000-4000-8000-000000000001', id, 'read' FROM (SELECT id FROM users ORDER BY id LIMIT 1000) AS u"
+DELETE_USER="DELETE FROM users WHERE id = 'f0000000-0000-4000-8000-000000000001'"
+cat > "$OUT/tally.py" <<'PY'
+import json, sys
+r = json.load(sys.stdin)
+print(f"{r['sources']} (L1 {100 * r['sources'].get('l1', 0) / r['requests']:.1f} %)")
+PY
+hit_pass() { "$BENCH" hit-rate --origin "$ORIGIN_URL" --service-token "$BENCH_TOKEN" --questions "$OUT/questions.jsonl" --concurrency 8 | python3 "$OUT/tally.py"; }
+{
+  echo "V10 design:"
+  timed "$OLD_URL" "1,000 shares in one INSERT" "$BULK_SHARES"
+  timed "$OLD_URL" "a user deleted with 3,000 generations and 1,000 shares" "$DELETE_USER"
+  echo "V11 design (statement, then the round that numbers it and rewrites its pieces):"
+  hit_pass >/dev/null
+  echo "  warmed question set before: $(hit_pass)"
+  timed "$NEW_URL" "1,000 shares in one INSERT" "$BULK_SHARES"
+  timed "$NEW_URL" "its round (authz_current_revision())" "SELECT authz_current_revision()"
+  sleep 0.2
+  echo "  warmed question set after it: $(hit_pass)"
+  timed "$NEW_URL" "a user deleted with 3,000 generations and 1,000 shares" "$DELETE_USER"
+  timed "$NEW_URL" "its round (authz_current_revision())" "SELECT authz_current_revision()"
+  sleep 0.2
+  echo "  warmed question set after it: $(hit_pass)"
+} | tee "$OUT/bulk.txt"
+log "results in $OUT"

@@ -41,20 +41,26 @@ impl Decider {
         } else {
             KnownPieces::default()
         };
-        let missing_users: Vec<UserId> = users
-            .iter()
-            .copied()
-            .filter(|user| !known.users.contains_key(user))
-            .collect();
-        let missing_resources: Vec<Resource> = resources
-            .iter()
-            .copied()
-            .filter(|resource| !known.resources.contains_key(resource))
-            .collect();
+        // A question with a piece to read has all its pieces read, in one snapshot: a decision
+        // is labelled with the oldest revision of its pieces, and an entry labelled older than a
+        // change to its resource that it already reflects would be judged stale at once and
+        // never cached. (One question's statement reads both rows in one plan either way.)
+        let mut read_users = std::collections::BTreeSet::new();
+        let mut read_resources = std::collections::BTreeSet::new();
+        for question in questions {
+            let user = question.principal.user_id();
+            let user_missing = user.is_some_and(|user| !known.users.contains_key(&user));
+            if user_missing || !known.resources.contains_key(&question.resource) {
+                read_users.extend(user);
+                read_resources.insert(question.resource);
+            }
+        }
         let mut read_now = std::collections::HashSet::new();
-        if !missing_users.is_empty() || !missing_resources.is_empty() {
+        if !read_resources.is_empty() {
+            let read_users: Vec<UserId> = read_users.into_iter().collect();
+            let read_resources: Vec<Resource> = read_resources.into_iter().collect();
             let loaded = self
-                .load_pieces(&missing_users, &missing_resources, min_revision)
+                .load_pieces(&read_users, &read_resources, min_revision)
                 .await?;
             self.pieces.put(&loaded);
             for (user, piece) in loaded.users {

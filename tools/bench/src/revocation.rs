@@ -42,6 +42,10 @@ pub struct Options {
     /// Concurrent pollers after each revocation.
     #[arg(long, default_value_t = 4)]
     pollers: usize,
+    /// Ask for the writer's revision only after the first deny: the lag then includes waiting
+    /// for the origin's sequencer round (V11), as for a writer that never asks for its token.
+    #[arg(long)]
+    revision_after_deny: bool,
     /// Write the result as JSON to this file.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
@@ -217,7 +221,11 @@ impl Probe {
     }
 
     /// One round: grant, cache, revoke, measure.
-    pub async fn round(self: &Arc<Self>, pollers: usize) -> anyhow::Result<Round> {
+    pub async fn round(
+        self: &Arc<Self>,
+        pollers: usize,
+        revision_after_deny: bool,
+    ) -> anyhow::Result<Round> {
         self.db
             .execute(
                 "UPDATE generation_shares SET is_active = true WHERE generation_id = $1",
@@ -246,11 +254,15 @@ impl Probe {
             )
             .await?;
         let committed = Instant::now();
-        let revision = self.revision().await?;
+        let early_revision = if revision_after_deny {
+            None
+        } else {
+            Some(self.revision().await?)
+        };
         // At the origin, pollers ask plainly: the lag is the invalidation's. At the edge a
         // plain question may be answered from KV until the grant's TTL (published bound), so
         // pollers ask with `min_revision`, as a client that just revoked would.
-        let poll_revision = (self.target == Target::Edge).then_some(revision);
+        let poll_revision = early_revision.filter(|_| self.target == Target::Edge);
         let denied = Arc::new(AtomicBool::new(false));
         let stale = Arc::new(AtomicU64::new(0));
         let first_deny = Arc::new(std::sync::Mutex::new(None::<Instant>));
@@ -281,9 +293,16 @@ impl Probe {
                 }
             }));
         }
-        let with_min_revision = self.ask(Some(revision)).await;
+        let mut with_min_revision = match early_revision {
+            Some(revision) => Some(self.ask(Some(revision)).await),
+            None => None,
+        };
         for task in tasks {
             task.await?;
+        }
+        if with_min_revision.is_none() {
+            let revision = self.revision().await?;
+            with_min_revision = Some(self.ask(Some(revision)).await);
         }
         let Some(at) = first_deny.lock().ok().and_then(|first| *first) else {
             bail!("still granted 5 s after the revocation");
@@ -293,7 +312,7 @@ impl Probe {
             commit_ms: committed.duration_since(sent).as_secs_f64() * 1_000.0,
             stale: stale.load(Ordering::Relaxed),
             // An error (the service could not decide) is not a grant.
-            stale_with_min_revision: u64::from(matches!(with_min_revision, Ok(true))),
+            stale_with_min_revision: u64::from(matches!(with_min_revision, Some(Ok(true)))),
         })
     }
 }
@@ -314,7 +333,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     for round in 0..options.rounds {
         rounds.push(
             probe
-                .round(options.pollers)
+                .round(options.pollers, options.revision_after_deny)
                 .await
                 .with_context(|| format!("round {round}"))?,
         );

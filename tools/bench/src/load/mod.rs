@@ -363,7 +363,7 @@ pub async fn execute(options: Options) -> anyhow::Result<Report> {
             let mut failures = 0u64;
             while !stop.load(Ordering::Acquire) {
                 let began = Instant::now();
-                match probe.round(2).await {
+                match probe.round(2, false).await {
                     Ok(round) => rounds.push(round),
                     Err(error) => {
                         failures += 1;
