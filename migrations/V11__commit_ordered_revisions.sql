@@ -55,6 +55,15 @@ CREATE TABLE IF NOT EXISTS authz_change_log (
     revision     bigint      NULL,
     sequenced_at timestamptz NULL
 );
+-- The sequencer's horizon: every transaction older than it had ended before the last round
+-- that numbered something took its snapshot (see authz_sequence_changes()).
+ALTER TABLE authz_revision ADD COLUMN IF NOT EXISTS horizon xid8 NULL;
+-- Rows are inserted, numbered once and deleted after 15 minutes: vacuum often, so the indexes
+-- stay small.
+ALTER TABLE authz_change_log SET (autovacuum_vacuum_scale_factor = 0,
+                                  autovacuum_vacuum_threshold = 10000,
+                                  autovacuum_vacuum_insert_scale_factor = 0,
+                                  autovacuum_vacuum_insert_threshold = 10000);
 -- The sequencer's "anything pending?" and the caller's "have I pending changes?".
 CREATE INDEX IF NOT EXISTS authz_change_log_pending ON authz_change_log (xid)
     WHERE revision IS NULL;
@@ -198,18 +207,34 @@ DECLARE
     v_teams       uuid[];
     v_count    bigint;
     v_payload  text;
+    v_horizon  xid8;
 BEGIN
-    IF pg_is_in_recovery() OR current_setting('transaction_read_only') = 'on'
-       OR NOT EXISTS (SELECT 1 FROM authz_change_log WHERE revision IS NULL) THEN
+    IF pg_is_in_recovery() OR current_setting('transaction_read_only') = 'on' THEN
+        RETURN (SELECT value FROM authz_revision WHERE id = 1);
+    END IF;
+    -- Pending rows all have xids at or above the last round's horizon (below it, every
+    -- transaction had ended before that round's snapshot, so its rows were numbered): the scan
+    -- skips the numbered rows' dead index entries, which vacuum has not removed yet.
+    SELECT horizon INTO v_horizon FROM authz_revision WHERE id = 1;
+    IF NOT EXISTS (SELECT 1 FROM authz_change_log
+                    WHERE revision IS NULL AND xid >= coalesce(v_horizon, '0'::xid8)) THEN
         RETURN (SELECT value FROM authz_revision WHERE id = 1);
     END IF;
     -- One sequencer at a time, until its commit: their commits are in revision order.
     PERFORM pg_advisory_xact_lock(hashtext('authz_sequencer'), 0);
     -- The sequencer that held the lock may have numbered everything (a new snapshot sees it).
-    IF NOT EXISTS (SELECT 1 FROM authz_change_log WHERE revision IS NULL) THEN
+    SELECT horizon INTO v_horizon FROM authz_revision WHERE id = 1;
+    v_horizon := coalesce(v_horizon, '0'::xid8);
+    IF NOT EXISTS (SELECT 1 FROM authz_change_log
+                    WHERE revision IS NULL AND xid >= v_horizon) THEN
         RETURN (SELECT value FROM authz_revision WHERE id = 1);
     END IF;
-    UPDATE authz_revision SET value = nextval('authz_revision_seq') WHERE id = 1
+    -- The next horizon: the oldest transaction still running now. The numbering below uses a
+    -- later snapshot, which sees every row of every transaction older than this.
+    UPDATE authz_revision
+       SET value = nextval('authz_revision_seq'),
+           horizon = pg_snapshot_xmin(pg_current_snapshot())
+     WHERE id = 1
     RETURNING value INTO v_revision;
     IF NOT FOUND THEN
         -- Fail closed: changes that cannot be numbered are never announced as seen.
@@ -219,7 +244,7 @@ BEGIN
     WITH numbered AS (
         UPDATE authz_change_log
            SET revision = v_revision, sequenced_at = clock_timestamp()
-         WHERE revision IS NULL
+         WHERE revision IS NULL AND xid >= v_horizon
         RETURNING ids, piece_kind, all_ids
     )
     SELECT coalesce(bool_or(all_ids), false),
