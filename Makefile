@@ -1,5 +1,5 @@
 # The README's two commands. Both install what is missing (idempotently) and start what they need.
-.PHONY: run test fmt test-edge bench-edge bench-edge-zipf bench-origin bench-load fuzz
+.PHONY: run test fmt test-edge bench-edge bench-edge-zipf bench-origin bench-writes bench-load fuzz
 
 run:
 	scripts/run.sh
@@ -24,6 +24,9 @@ bench-load:
 
 bench-origin:
 	scripts/bench-origin.sh
+
+bench-writes:
+	scripts/bench-writes.sh
 
 fuzz:
 	scripts/fuzz.sh run 600

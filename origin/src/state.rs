@@ -196,6 +196,9 @@ impl AppState {
                 self.decider.pools().clone(),
                 self.config.view_refresh_interval,
             )),
+            tokio::spawn(crate::maintenance::vacuum_change_log_forever(
+                self.decider.pools().clone(),
+            )),
         ]);
         tasks
     }

@@ -88,7 +88,9 @@ async fn writers_committing_in_reverse_order_give_no_stale_grant_and_no_answer_b
     }
     let racer = race_the_sequencer(&db);
 
-    // Every writer opens its transaction and revokes its share in order 0, 1, 2, ...: each has
+    // Every writer is plain SQL on a connection of its own, not the service (which has no write
+    // API): the triggers alone record its change. Each opens its transaction and revokes its
+    // share in order 0, 1, 2, ...: each has
     // written (and so would have taken a sequence value in a design that numbers at write time)
     // before any commits.
     let mut writers = Vec::new();
