@@ -33,23 +33,8 @@ POSTGRES_PRIMARY_URL="$DB_URL" "$ORIGIN" migrate >/dev/null
 POSTGRES_PRIMARY_URL="$DB_URL" "$ORIGIN" seed --scale medium --seed 42 --quiet > "$OUT/seed.json"
 
 log "sampling 5,000 questions (owners, team members, strangers; all operations)"
-psql "$DB_URL" -Atq > "$OUT/questions.jsonl" <<'SQL'
-WITH owners AS (
-  SELECT g.user_id AS u, g.id AS r FROM generations g ORDER BY md5(g.id::text) LIMIT 2000
-), members AS (
-  SELECT m.user_id AS u, g.id AS r FROM generations g
-  JOIN project_teams pt ON pt.project_id = g.project_id
-  JOIN team_members m ON m.team_id = pt.team_id ORDER BY md5(g.id::text || m.user_id::text) LIMIT 1500
-), strangers AS (
-  SELECT u.id AS u, g.id AS r
-  FROM (SELECT id, row_number() OVER (ORDER BY md5(id::text)) AS n FROM users LIMIT 1500) u
-  JOIN (SELECT id, row_number() OVER (ORDER BY md5(id::text || 'x')) AS n FROM generations LIMIT 1500) g
-    ON g.n = u.n
-), pairs AS (SELECT * FROM owners UNION ALL SELECT * FROM members UNION ALL SELECT * FROM strangers)
-SELECT json_build_object('user_id', u, 'resource_type', 'generation', 'resource_id', r,
-       'operation', (ARRAY['read','download','write','delete','share','admin'])[1 + (abs(hashtext(u::text || r::text)) % 6)])
-FROM pairs;
-SQL
+psql "$DB_URL" -Atq -v owners=2000 -v members=1500 -v strangers=1500 -f bench/questions.sql \
+  > "$OUT/questions.jsonl"
 wc -l < "$OUT/questions.jsonl" > "$OUT/questions.count"
 
 export BENCH_QUESTIONS="$OUT/questions.jsonl"

@@ -131,23 +131,8 @@ ORIGIN_URL=http://127.0.0.1:8095
 PGB=(pgbench -n -M prepared -j 2 -f "$OUT/generations.sql")
 
 log "questions: 2,000 sampled (owners, team members, strangers)"
-psql "$NEW_URL" -Atq > "$OUT/questions.jsonl" <<'SQL'
-WITH owners AS (
-  SELECT g.user_id AS u, g.id AS r FROM generations g ORDER BY md5(g.id::text) LIMIT 800
-), members AS (
-  SELECT m.user_id AS u, g.id AS r FROM generations g
-  JOIN project_teams pt ON pt.project_id = g.project_id
-  JOIN team_members m ON m.team_id = pt.team_id ORDER BY md5(g.id::text || m.user_id::text) LIMIT 600
-), strangers AS (
-  SELECT u.id AS u, g.id AS r
-  FROM (SELECT id, row_number() OVER (ORDER BY md5(id::text)) AS n FROM users LIMIT 600) u
-  JOIN (SELECT id, row_number() OVER (ORDER BY md5(id::text || 'x')) AS n FROM generations LIMIT 600) g
-    ON g.n = u.n
-), pairs AS (SELECT * FROM owners UNION ALL SELECT * FROM members UNION ALL SELECT * FROM strangers)
-SELECT json_build_object('user_id', u, 'resource_type', 'generation', 'resource_id', r,
-       'operation', (ARRAY['read','download','write','delete','share','admin'])[1 + (abs(hashtext(u::text || r::text)) % 6)])
-FROM pairs;
-SQL
+psql "$NEW_URL" -Atq -v owners=800 -v members=600 -v strangers=600 -f bench/questions.sql \
+  > "$OUT/questions.jsonl"
 export BENCH_QUESTIONS="$OUT/questions.jsonl"
 
 lag() { # name [extra options]
