@@ -3,8 +3,8 @@
 # user, alternating in one run between
 #   v10     the design before V11 (one revision row locked from a writer's first write to its
 #           commit, a NOTIFY per statement): migrations V1..V10 only
-#   v11     the current design (change log, sequencer, piece-key locks): every migration, with an
-#           origin running so that its sequencer numbers the changes while they are written
+#   v11     the current design (a change log; sequencer rounds number the changes and rewrite
+#           the pieces): every migration, with an origin running so that its rounds keep up
 #   plain   the same insert into a copy of `generations` with the same columns, defaults,
 #           checks, indexes and foreign keys but none of the project's triggers
 # at 1, 8, 32 and 64 writers. Both databases hold the small seed. Then, on the V11 database with
