@@ -178,9 +178,9 @@ impl Invalidation {
 const SEQUENCE_SQL: &str = "SELECT authz_sequence_changes()";
 
 /// Listens on [`CHANNEL`] for as long as the process runs, reconnecting with exponential
-/// backoff (50 ms to 2 s) after any failure. Every `sequencer` interval the connection runs a
-/// sequencer round, and every `heartbeat` a `SELECT 1`, each of which must answer within
-/// `heartbeat`: a connection that went silent (a cut network path sends no error) is dropped and
+/// backoff (50 ms to 2 s) after any failure. Every `sequencer` interval (and at least every
+/// `heartbeat`) the connection runs a sequencer round, which must answer within `heartbeat`: a
+/// connection that went silent (a cut network path sends no error) is dropped and
 /// caches are bypassed until a new one listens, so a lost notice can never keep a revoked grant
 /// cached for longer than about two heartbeats.
 pub async fn listen_forever(
@@ -217,9 +217,14 @@ enum ListenError {
     Unreadable(String),
 }
 
-/// One sequencer round on `client`, within `deadline`: the revision it returns.
-async fn sequence(client: &tokio_postgres::Client, deadline: Duration) -> Result<u64, ListenError> {
-    let row = tokio::time::timeout(deadline, client.query_one(SEQUENCE_SQL, &[]))
+/// One sequencer round on `client` (`round` is [`SEQUENCE_SQL`] prepared), within `deadline`:
+/// the revision it returns.
+async fn sequence(
+    client: &tokio_postgres::Client,
+    round: &tokio_postgres::Statement,
+    deadline: Duration,
+) -> Result<u64, ListenError> {
+    let row = tokio::time::timeout(deadline, client.query_one(round, &[]))
         .await
         .map_err(|_| ListenError::Silent(deadline))??;
     Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
@@ -288,28 +293,26 @@ async fn listen_once(
         }
     });
     let result = async {
-        tokio::time::timeout(deadline, client.batch_execute(&format!("LISTEN {CHANNEL}")))
+        let setup = async {
+            client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
+            client.prepare(SEQUENCE_SQL).await
+        };
+        let round = tokio::time::timeout(deadline, setup)
             .await
             .map_err(|_| ListenError::Silent(deadline))??;
         // Listening before this round: every change it does not number is announced later.
-        let mut confirmed = sequence(&client, deadline).await?;
+        let mut confirmed = sequence(&client, &round, deadline).await?;
         invalidation.connected_at(confirmed);
         tracing::info!(revision = confirmed, "invalidation listener connected");
-        let mut ticks = tokio::time::interval(heartbeat);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut rounds = tokio::time::interval(sequencer.max(Duration::from_millis(1)));
+        // The round is also the heartbeat: at least one every `heartbeat`.
+        let mut rounds =
+            tokio::time::interval(sequencer.min(heartbeat).max(Duration::from_millis(1)));
         rounds.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let message = tokio::select! {
                 message = receiver.recv() => message,
                 _ = rounds.tick() => {
-                    confirmed = confirmed.max(sequence(&client, heartbeat).await?);
-                    continue;
-                }
-                _ = ticks.tick() => {
-                    tokio::time::timeout(heartbeat, client.simple_query("SELECT 1"))
-                        .await
-                        .map_err(|_| ListenError::Silent(heartbeat))??;
+                    confirmed = confirmed.max(sequence(&client, &round, heartbeat).await?);
                     continue;
                 }
             };
@@ -331,7 +334,7 @@ async fn listen_once(
             if notice.r > confirmed {
                 // Any role may NOTIFY: a revision is believed only once the database has
                 // reached it (one round covers every notice up to the revision it reads).
-                confirmed = confirmed.max(sequence(&client, deadline).await?);
+                confirmed = confirmed.max(sequence(&client, &round, deadline).await?);
                 if notice.r > confirmed {
                     tracing::error!(%payload, confirmed, "change notice ahead of the database; ignored");
                     metrics::counter!("authz_forged_notices_total").increment(1);

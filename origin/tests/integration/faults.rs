@@ -1223,8 +1223,8 @@ impl Drop for BlackHole {
     }
 }
 
-/// A connection that goes silent sends no error: only the listener's heartbeat (a `SELECT 1`
-/// with a deadline every `AUTHZ_LISTENER_HEARTBEAT_MS`, default 1 s) notices it. Until then L1
+/// A connection that goes silent sends no error: only the listener's heartbeat (its sequencer
+/// round, with a deadline, at least every `AUTHZ_LISTENER_HEARTBEAT_MS`) notices it. Until then L1
 /// serves the grant the lost notice would have revoked; after it, caches are bypassed and the
 /// black-holed Postgres gets the request timeout's 503, never a grant. (Without a heartbeat
 /// the revoked grant was served for its whole TTL, 30 s by default, while /api/v1/health

@@ -293,17 +293,17 @@ impl Probe {
                 }
             }));
         }
-        let mut with_min_revision = match early_revision {
+        let early_answer = match early_revision {
             Some(revision) => Some(self.ask(Some(revision)).await),
             None => None,
         };
         for task in tasks {
             task.await?;
         }
-        if with_min_revision.is_none() {
-            let revision = self.revision().await?;
-            with_min_revision = Some(self.ask(Some(revision)).await);
-        }
+        let with_min_revision = match early_answer {
+            Some(answer) => answer,
+            None => self.ask(Some(self.revision().await?)).await,
+        };
         let Some(at) = first_deny.lock().ok().and_then(|first| *first) else {
             bail!("still granted 5 s after the revocation");
         };
@@ -312,7 +312,7 @@ impl Probe {
             commit_ms: committed.duration_since(sent).as_secs_f64() * 1_000.0,
             stale: stale.load(Ordering::Relaxed),
             // An error (the service could not decide) is not a grant.
-            stale_with_min_revision: u64::from(matches!(with_min_revision, Some(Ok(true)))),
+            stale_with_min_revision: u64::from(matches!(with_min_revision, Ok(true))),
         })
     }
 }

@@ -113,8 +113,8 @@ async fn load(
         copy_generation_shares(&tx, plan, &shared, &mut rng, now, progress).await?;
 
     if skip_triggers {
-        // No trigger recorded the change: record "everything changed" (and rebuild the pieces)
-        // in the same transaction, so the change is numbered with the new data.
+        // No trigger recorded the change: record "everything changed" in the same transaction;
+        // the round that numbers it (after commit, below) rebuilds the pieces.
         tx.batch_execute("SELECT authz_bump_all()")
             .await
             .context("bumping the revision (authz_bump_all)")?;
