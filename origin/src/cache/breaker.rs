@@ -1,10 +1,16 @@
 //! A circuit breaker per Redis tier: after `threshold` consecutive failures or timeouts it
-//! opens and every call goes around Redis; after `probe_after` one call probes, and its success
-//! closes the breaker again. So a dead or slow Redis never stalls a decision.
+//! opens and every call goes around Redis; after a wait one call probes, and its success closes
+//! the breaker again. So a dead or slow Redis never stalls a decision. The wait starts at
+//! [`FIRST_PROBE`] and grows by half after each failed probe, up to the configured maximum
+//! (`AUTHZ_BREAKER_PROBE_MS`): a Redis back after a blip is used again within a fraction of a
+//! second, and one that stays down is probed at most once per maximum wait.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
+
+/// The wait before the first probe after the breaker opens.
+pub const FIRST_PROBE: Duration = Duration::from_millis(100);
 
 /// A breaker's state, as reported by the health endpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,28 +39,34 @@ struct Inner {
     state: BreakerState,
     /// When open: the instant a probe may go. When half-open: when the probe is given up on.
     until: Option<Instant>,
+    /// The wait before the next probe if this one fails (or the first, once it opens).
+    wait: Duration,
 }
 
 /// One breaker.
 #[derive(Debug)]
 pub struct Breaker {
     threshold: u32,
-    probe_after: Duration,
+    first_wait: Duration,
+    max_wait: Duration,
     consecutive_failures: AtomicU32,
     inner: Mutex<Inner>,
 }
 
 impl Breaker {
     /// A closed breaker opening after `threshold` consecutive failures, probing after
-    /// `probe_after`.
-    pub fn new(threshold: u32, probe_after: Duration) -> Self {
+    /// [`FIRST_PROBE`], then half as long again after each failed probe, up to `max_wait`.
+    pub fn new(threshold: u32, max_wait: Duration) -> Self {
+        let first_wait = FIRST_PROBE.min(max_wait);
         Self {
             threshold,
-            probe_after,
+            first_wait,
+            max_wait,
             consecutive_failures: AtomicU32::new(0),
             inner: Mutex::new(Inner {
                 state: BreakerState::Closed,
                 until: None,
+                wait: first_wait,
             }),
         }
     }
@@ -71,9 +83,10 @@ impl Breaker {
             BreakerState::Open | BreakerState::HalfOpen
                 if inner.until.is_some_and(|until| now >= until) =>
             {
-                // Past the probe time (or a probe that never reported): probe once more.
+                // Past the probe time (or a probe that never reported): probe once more, and
+                // give it up after the current wait.
                 inner.state = BreakerState::HalfOpen;
-                inner.until = Some(now + self.probe_after);
+                inner.until = Some(now + inner.wait);
                 true
             }
             BreakerState::Open | BreakerState::HalfOpen => false,
@@ -88,6 +101,7 @@ impl Breaker {
         {
             inner.state = BreakerState::Closed;
             inner.until = None;
+            inner.wait = self.first_wait;
             tracing::info!("redis breaker closed");
         }
     }
@@ -98,12 +112,26 @@ impl Breaker {
         let Ok(mut inner) = self.inner.lock() else {
             return;
         };
-        if inner.state == BreakerState::HalfOpen || failures >= self.threshold {
-            if inner.state != BreakerState::Open {
-                tracing::warn!(failures, "redis breaker opened");
+        match inner.state {
+            BreakerState::HalfOpen => {
+                // The probe failed: wait longer before the next one. Growing by half (not
+                // doubling) keeps the recovery after an outage of t within about t / 2.
+                inner.wait = (inner.wait * 3 / 2).min(self.max_wait);
+                inner.state = BreakerState::Open;
+                inner.until = Some(Instant::now() + inner.wait);
+                tracing::debug!(
+                    wait_ms = inner.wait.as_millis(),
+                    "redis breaker probe failed"
+                );
             }
-            inner.state = BreakerState::Open;
-            inner.until = Some(Instant::now() + self.probe_after);
+            BreakerState::Closed if failures >= self.threshold => {
+                tracing::warn!(failures, "redis breaker opened");
+                inner.wait = self.first_wait;
+                inner.state = BreakerState::Open;
+                inner.until = Some(Instant::now() + inner.wait);
+            }
+            // Calls that were in flight when it opened: the wait already runs.
+            BreakerState::Open | BreakerState::Closed => {}
         }
     }
 
@@ -112,6 +140,11 @@ impl Breaker {
         self.inner
             .lock()
             .map_or(BreakerState::Open, |inner| inner.state)
+    }
+
+    /// The wait before the next probe (for tests and diagnosis).
+    pub fn probe_wait(&self) -> Duration {
+        self.inner.lock().map_or(self.max_wait, |inner| inner.wait)
     }
 }
 
@@ -141,5 +174,48 @@ mod tests {
         breaker.success();
         assert_eq!(breaker.state(), BreakerState::Closed);
         assert!(breaker.allow());
+    }
+
+    #[test]
+    fn the_wait_starts_short_and_grows_to_the_maximum() {
+        let breaker = Breaker::new(1, Duration::from_secs(30));
+        assert!(breaker.allow());
+        breaker.failure();
+        assert_eq!(breaker.state(), BreakerState::Open);
+        assert_eq!(breaker.probe_wait(), FIRST_PROBE);
+        // A failure of a call that was in flight when it opened does not lengthen the wait.
+        breaker.failure();
+        assert_eq!(breaker.probe_wait(), FIRST_PROBE);
+        assert!(!breaker.allow());
+        std::thread::sleep(FIRST_PROBE + Duration::from_millis(10));
+        assert!(
+            breaker.allow(),
+            "the first probe goes after 100 ms, not 30 s"
+        );
+        let mut waits = Vec::new();
+        for _ in 0..16 {
+            breaker.failure();
+            waits.push(breaker.probe_wait().as_millis());
+            // Let the next probe go without waiting for it.
+            breaker.inner.lock().unwrap().until = Some(Instant::now());
+            assert!(breaker.allow());
+        }
+        assert_eq!(
+            waits,
+            [
+                150, 225, 337, 506, 759, 1_139, 1_708, 2_562, 3_844, 5_766, 8_649, 12_974, 19_461,
+                29_192, 30_000, 30_000
+            ]
+        );
+        breaker.success();
+        assert_eq!(breaker.state(), BreakerState::Closed);
+        assert_eq!(breaker.probe_wait(), FIRST_PROBE, "a success starts over");
+    }
+
+    #[test]
+    fn a_maximum_below_the_first_wait_caps_it() {
+        let breaker = Breaker::new(1, Duration::from_millis(20));
+        breaker.failure();
+        assert_eq!(breaker.probe_wait(), Duration::from_millis(20));
     }
 }

@@ -121,7 +121,7 @@ pub struct Config {
     pub redis_timeout: Duration,
     /// `AUTHZ_BREAKER_FAILURES`: consecutive failures that open a tier's breaker (default 5).
     pub breaker_failures: u32,
-    /// `AUTHZ_BREAKER_PROBE_MS`: how long a breaker stays open before probing (default 30 s).
+    /// `AUTHZ_BREAKER_PROBE_MS`: the longest wait before a probe (default 30 s; from 100 ms, growing by half).
     pub breaker_probe: Duration,
     /// `AUTHZ_LISTEN` (default `127.0.0.1:8080`).
     pub listen: SocketAddr,

@@ -187,7 +187,8 @@ pub const VARIABLES: &[Variable] = &[
     ),
     value(
         "AUTHZ_BREAKER_PROBE_MS",
-        "how long an open breaker waits before a probe",
+        "the longest an open breaker waits before a probe (the first probe goes after 100 ms, \
+         the wait grows by half after each failed probe, up to this)",
         "30000",
     ),
     value(

@@ -520,7 +520,6 @@ async fn redis_stopped_answers_stay_correct_health_degrades_and_redis_comes_back
         &mut vars,
         &[
             ("AUTHZ_BREAKER_FAILURES", "2"),
-            ("AUTHZ_BREAKER_PROBE_MS", "300"),
             ("AUTHZ_REDIS_TIMEOUT_MS", "50"),
         ],
     );

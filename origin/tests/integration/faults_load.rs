@@ -887,8 +887,8 @@ fn sources_between(records: &[Record], from: Instant, to: Instant) -> BTreeMap<S
 
 /// An origin on its own redis-server and a fresh database with the dataset, its listener up.
 /// L1 is off so that every request goes to Redis (with L1 on, the hot pairs would never reach
-/// it and the fault would go unseen); the breaker probes every 250 ms (default 30 s) so the
-/// recovery is measured in this test's time.
+/// it and the fault would go unseen). The breaker runs at its defaults (first probe after
+/// 100 ms, doubling to 30 s): the recovery measured is what a deployment with defaults gets.
 async fn origin_on_own_redis() -> (RedisServer, TestRedis, TestDb, Client, TestOrigin) {
     let server = RedisServer::start().await;
     let redis = TestRedis::on(&server.url());
@@ -896,13 +896,7 @@ async fn origin_on_own_redis() -> (RedisServer, TestRedis, TestDb, Client, TestO
     let client = db.client().await;
     support::load(&client, &dataset(), 0).await;
     let mut vars = support::origin_vars(&db, Some(&redis));
-    faults::set(
-        &mut vars,
-        &[
-            ("AUTHZ_L1_CAPACITY", "0"),
-            ("AUTHZ_BREAKER_PROBE_MS", "250"),
-        ],
-    );
+    faults::set(&mut vars, &[("AUTHZ_L1_CAPACITY", "0")]);
     let origin = TestOrigin::start(vars).await;
     origin
         .wait_revision(support::current_revision(&client).await)
@@ -965,8 +959,8 @@ async fn redis_killed_mid_load() {
             "redis-server SIGKILLed at +{} ms under {CLIENTS} clients (L1 off), restarted empty \
              {} ms later; group 0 revoked while Redis was down, group 1 right after the restart, \
              group 2 once Redis answered again (bound {} ms, the listener is on Postgres); answers wholly inside the outage by tier \
-             {during:?}; recovery = restart to the first correct answer from l2 (breaker probe \
-             250 ms)",
+             {during:?}; recovery = restart to the first correct answer from l2 (breaker at \
+             its defaults: first probe after 100 ms, then 1.5 times longer each, up to 30 s)",
             millis(kill_started - t0),
             millis(restart_started - kill_started),
             millis(HEALTHY_BOUND)
