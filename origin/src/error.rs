@@ -35,6 +35,10 @@ pub enum AppError {
         /// `Retry-After`, in seconds.
         retry_after_seconds: u64,
     },
+    /// The body did not arrive within `AUTHZ_BODY_READ_TIMEOUT_MS` (408; the connection is
+    /// closed after the answer).
+    #[error("the request body did not arrive within {0} ms")]
+    RequestTimeout(u64),
     /// The service cannot decide now (503): never a guess. The detail is logged, not sent.
     #[error("unavailable: {0}")]
     Unavailable(String),
@@ -49,6 +53,7 @@ impl AppError {
             Self::Forbidden(_) => "forbidden",
             Self::NotFound => "not_found",
             Self::RateLimited { .. } => "rate_limited",
+            Self::RequestTimeout(_) => "request_timeout",
             Self::Unavailable(_) => "unavailable",
         }
     }
@@ -63,6 +68,7 @@ impl AppError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -101,6 +107,11 @@ impl IntoResponse for AppError {
                 response
                     .headers_mut()
                     .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            Self::RequestTimeout(_) => {
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
             _ => {}
         }

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod cache;
 pub mod clock;
 pub mod config;
+pub mod connection;
 pub mod db;
 pub mod decision;
 pub mod error;

@@ -1,7 +1,7 @@
-//! Serving: binds, serves the router with graceful shutdown, and runs the background tasks.
+//! Serving: serves the router on its connections (`crate::connection`, with the timeouts and
+//! the connection limit) with graceful shutdown, and runs the background tasks.
 
 use std::future::Future;
-use std::net::SocketAddr;
 
 use tokio::net::TcpListener;
 
@@ -15,14 +15,9 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let background = state.spawn_background();
+    let limits = state.config.server;
     let app = router(state);
-    // With the peer address, which the per-IP rate limit keys on (`rate_limit::ClientIp`).
-    let result = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await;
+    let result = crate::connection::serve(listener, app, limits, shutdown).await;
     for task in background {
         task.abort();
     }

@@ -157,8 +157,7 @@ async fn main() -> anyhow::Result<()> {
                 let applied = db::migrate::run_on(&config.postgres_primary).await?;
                 tracing::info!(?applied, "migrations applied");
             }
-            let listener = tokio::net::TcpListener::bind(config.listen)
-                .await
+            let listener = authz_origin::connection::bind(config.listen)
                 .with_context(|| format!("cannot listen on {}", config.listen))?;
             tracing::info!(address = %listener.local_addr()?, ?config, "serving");
             let state = AppState::build(config).await?;

@@ -6,10 +6,14 @@
 mod identity;
 mod monitoring;
 mod rate_limit;
+mod server;
+mod tls;
 pub mod vars;
 
 pub use monitoring::MonitoringConfig;
 pub use rate_limit::RateLimitConfig;
+pub use server::ServerLimits;
+use tls::{check_postgres_url, redis_ca_pem};
 pub use vars::Env;
 
 use std::collections::HashMap;
@@ -156,6 +160,8 @@ pub struct Config {
     pub migrate_on_start: bool,
     /// `AUTHZ_RATE_LIMIT*`: the rate limits of `/v1/*` (see `rate_limit`).
     pub rate_limit: RateLimitConfig,
+    /// The HTTP server's timeouts and connection limit (see `crate::connection`).
+    pub server: ServerLimits,
     /// `AUTHZ_METRICS_*`, `AUTHZ_ALERT_*`, `AUTHZ_ADMIN_SESSION_SECONDS`: monitoring.
     pub monitoring: MonitoringConfig,
     /// `AUTHZ_SERVE_STALE_ON_ERROR`: `all` (default), `denies` or `none`.
@@ -331,6 +337,7 @@ impl Config {
             migrate_on_start: env.switch("AUTHZ_MIGRATE_ON_START")?,
             monitoring: MonitoringConfig::from_env(env)?,
             rate_limit: RateLimitConfig::from_env(env)?,
+            server: ServerLimits::from_env(env)?,
         })
     }
 }
@@ -345,32 +352,6 @@ pub fn primary_database<'a>(
         .or_else(|| env.get("DATABASE_URL"))
         .ok_or_else(|| invalid("POSTGRES_PRIMARY_URL", "required (or DATABASE_URL)"))?;
     Ok((url, check_postgres_url("POSTGRES_PRIMARY_URL", url)?))
-}
-
-/// `AUTHZ_REDIS_CA_FILE`'s certificates, read once.
-fn redis_ca_pem(env: Env<'_>) -> Result<Option<Vec<u8>>, ConfigError> {
-    let Some(path) = env.get("AUTHZ_REDIS_CA_FILE") else {
-        return Ok(None);
-    };
-    let pem = std::fs::read(path)
-        .map_err(|error| invalid("AUTHZ_REDIS_CA_FILE", format!("{path:?}: {error}")))?;
-    if !pem
-        .windows(b"-----BEGIN CERTIFICATE-----".len())
-        .any(|window| window == b"-----BEGIN CERTIFICATE-----")
-    {
-        return Err(invalid(
-            "AUTHZ_REDIS_CA_FILE",
-            format!("{path:?} holds no PEM certificate"),
-        ));
-    }
-    Ok(Some(pem))
-}
-
-fn check_postgres_url(
-    variable: &'static str,
-    url: &str,
-) -> Result<crate::postgres_tls::Target, ConfigError> {
-    crate::postgres_tls::target(url).map_err(|error| invalid(variable, error.to_string()))
 }
 
 #[cfg(test)]

@@ -92,6 +92,29 @@ pub const VARIABLES: &[Variable] = &[
         "the system roots",
     ),
     value("AUTHZ_LISTEN", "address to serve on", "127.0.0.1:8080"),
+    value(
+        "AUTHZ_HEADER_READ_TIMEOUT_MS",
+        "from a request's first byte to the end of its headers; a slower connection is closed",
+        "10000",
+    ),
+    value(
+        "AUTHZ_BODY_READ_TIMEOUT_MS",
+        "from the end of a request's headers to the end of its body; then 408 \
+         `request_timeout` and the connection is closed",
+        "10000",
+    ),
+    value(
+        "AUTHZ_IDLE_TIMEOUT_MS",
+        "how long a connection may wait for its next request (keep-alive) or make no progress \
+         writing a response; then it is closed",
+        "60000",
+    ),
+    value(
+        "AUTHZ_MAX_CONNECTIONS",
+        "client connections open at once; more wait in the listen backlog until one closes \
+         (the process needs as many file descriptors, plus its pools')",
+        "20000",
+    ),
     unset(
         "AUTHZ_SERVICE_TOKEN",
         "bearer token for trusted callers (at least 16 characters)",

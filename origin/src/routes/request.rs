@@ -9,11 +9,15 @@ use axum::body::{Body, Bytes};
 use crate::auth::Caller;
 use crate::error::AppError;
 
-/// Reads the whole body, refusing more than 64 KiB.
+/// Reads the whole body, refusing more than 64 KiB (413) and a body slower than
+/// `AUTHZ_BODY_READ_TIMEOUT_MS` (408, `crate::connection::TimedBody`).
 pub async fn read_body(body: Body) -> Result<Bytes, AppError> {
     axum::body::to_bytes(body, MAX_BODY_BYTES)
         .await
-        .map_err(|_| AppError::Request(WireError::body_too_large()))
+        .map_err(|error| match crate::connection::timed_out(&error) {
+            Some(millis) => AppError::RequestTimeout(millis),
+            None => AppError::Request(WireError::body_too_large()),
+        })
 }
 
 impl From<Caller> for PrincipalSource {

@@ -313,9 +313,7 @@ impl TestOrigin {
     /// Serves an origin without waiting for anything but the socket.
     pub async fn start_without_waiting(vars: HashMap<String, String>) -> Self {
         let config = Config::from_vars(&vars).expect("test config");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+        let listener = authz_origin::connection::bind(([127, 0, 0, 1], 0).into()).expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let state = AppState::build(config).await.expect("state");
         let (sender, receiver) = oneshot::channel::<()>();
