@@ -15,6 +15,8 @@ log "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 log "cargo test"
 cargo test --workspace --locked
+log "schemathesis: the origin against its OpenAPI document (service token, then admin token)"
+scripts/schemathesis.sh
 log "core without default features, and for wasm32"
 cargo build -p authz-core --no-default-features --locked
 cargo build -p authz-core --no-default-features --target wasm32-unknown-unknown --locked

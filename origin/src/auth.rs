@@ -73,6 +73,13 @@ pub async fn authenticate_with_claims<'h>(
     if is_service(token, config) {
         return Ok((Caller::Service, None));
     }
+    // A valid credential that may not call `/v1/*` is API.md's 403, as the service token is
+    // on the admin endpoints; read as a JWT it would be a 401 for a malformed token.
+    if is_admin(token, config) {
+        return Err(AppError::Forbidden(
+            "the admin token may not ask for decisions: use the service token or an end-user token",
+        ));
+    }
     let mut verified = verify_end_user(token, config);
     if verified == Err(JwtError::UnknownKey)
         && let Some(store) = &config.jwks
@@ -94,6 +101,13 @@ fn is_service(token: &str, config: &Config) -> bool {
         .service_token
         .as_deref()
         .is_some_and(|service_token| same_secret(token, service_token))
+}
+
+fn is_admin(token: &str, config: &Config) -> bool {
+    config
+        .admin_token
+        .as_deref()
+        .is_some_and(|admin_token| same_secret(token, admin_token))
 }
 
 /// The core's check of an end-user token with the configured keys; with none configured,

@@ -9,6 +9,10 @@
 //!   served undocumented. The integration test `openapi` checks that no source routes anything
 //!   outside it and probes every method of every documented path on a live origin.
 //! * **Vocabularies from the core** (see [`schemas`]).
+//! * **Request bodies as the core parses them** (issue 15): no field but the core's
+//!   (`additionalProperties: false`), uuids with the core's pattern, `min_revision` up to
+//!   `u64::MAX`, at most 100 checks. `scripts/schemathesis.sh` (in `make test`) checks the
+//!   document against a live origin.
 //! * **Security.** Three bearer schemes: `service_token` (`AUTHZ_SERVICE_TOKEN`),
 //!   `end_user_jwt` (HS256 with `AUTHZ_JWT_SECRET`, or RS256, ES256 and EdDSA with the
 //!   identity provider's key set) and `admin_token` (`AUTHZ_ADMIN_TOKEN`), and the dashboard

@@ -9,7 +9,7 @@ use std::borrow::Cow;
 use authz_core::wire::Source;
 use authz_core::{AccessMethod, DenyReason, Operation as CoreOperation, ResourceType, Role};
 use utoipa::openapi::RefOr;
-use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, SchemaType, Type};
 use utoipa::{PartialSchema, ToSchema};
 
 /// A string schema whose values are one of the core vocabulary's wire strings.
@@ -102,31 +102,75 @@ pub const ERROR_CODES: &[&str] = &[
     "unavailable",
 ];
 
-/// One question: `POST /v1/authorize`'s body, and each element of a batch's `checks`.
+/// API.md's uuid as `authz_core::id` parses it: the canonical hyphenated 8-4-4-4-12 form, hex
+/// digits in either case, neither the nil nor the max uuid. `format: uuid` alone does not say
+/// so (a format is an annotation in JSON Schema 2020-12, and validators need not check it). The
+/// pattern is 36 characters from `^` to `$`, so the lookaheads need no anchor of their own.
+pub const UUID_PATTERN: &str = "^(?!0{8}-0{4}-0{4}-0{4}-0{12})(?![fF]{8}-[fF]{4}-[fF]{4}-[fF]{4}-[fF]{12})\
+     [0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
+
+fn uuid_string(description: &str) -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)))
+        .pattern(Some(UUID_PATTERN))
+        .description(Some(description))
+}
+
+/// `user_id`: a uuid or null.
+fn user_id_schema() -> ObjectBuilder {
+    uuid_string(
+        "The principal: a user uuid, or null (or absent) for anonymous. With an end-user JWT it \
+         may be omitted (the principal is the token's `sub`) or must equal `sub`.",
+    )
+    .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+}
+
+/// `resource_id`: a uuid.
+fn resource_id_schema() -> ObjectBuilder {
+    uuid_string("The resource's uuid.")
+}
+
+/// `min_revision`: what the core reads, a `u64` (`authz_core::wire::request`), so no `int64`
+/// format; null is the same as absent.
+fn min_revision_schema() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Integer, Type::Null]))
+        .minimum(Some(0_u64))
+        .maximum(Some(u64::MAX))
+        .description(Some(
+            "Refuse to answer from data older than this revision (read-your-writes); a \
+             revision the primary has not reached is a 503.",
+        ))
+}
+
+/// One question: `POST /v1/authorize`'s body, and each element of a batch's `checks`. No other
+/// field is accepted (`additionalProperties: false`): the core refuses unknown fields.
 #[derive(ToSchema)]
 #[schema(as = AuthorizeRequest)]
+#[serde(deny_unknown_fields)]
 pub struct AuthorizeRequestSchema {
-    /// The principal: a user uuid, or null for anonymous. With an end-user JWT it may be
-    /// omitted (the principal is the token's `sub`) or must equal `sub`.
-    #[schema(format = Uuid, nullable, required = false)]
+    /// The principal.
+    #[schema(schema_with = user_id_schema, required = false)]
     pub user_id: Option<String>,
     /// The kind of resource.
     pub resource_type: ResourceTypeName,
     /// The resource's uuid.
-    #[schema(format = Uuid)]
+    #[schema(schema_with = resource_id_schema)]
     pub resource_id: String,
     /// The operation.
     pub operation: OperationName,
-    /// Refuse to answer from data older than this revision (read-your-writes).
-    #[schema(minimum = 0, required = false)]
+    /// Read-your-writes.
+    #[schema(schema_with = min_revision_schema, required = false)]
     pub min_revision: Option<u64>,
 }
 
-/// `POST /v1/authorize/batch`'s body.
+/// `POST /v1/authorize/batch`'s body: `checks` only.
 #[derive(ToSchema)]
 #[schema(as = BatchRequest)]
+#[serde(deny_unknown_fields)]
 pub struct BatchRequestSchema {
-    /// Up to 100 questions; each counts against the caller's rate limit.
+    /// Up to 100 questions (more is a 413); each counts against the caller's rate limit.
     #[schema(max_items = 100)]
     pub checks: Vec<AuthorizeRequestSchema>,
 }

@@ -147,6 +147,56 @@ async fn bad_input_gets_a_400_naming_the_field() {
     origin.stop().await;
 }
 
+/// Issue 15: the OpenAPI document declares `min_revision` a JSON Schema `integer`, which counts
+/// `2.0` and `2e0` as integers; the origin took only `2` and answered the others 400.
+#[tokio::test]
+async fn min_revision_may_be_written_with_a_fraction_or_an_exponent() {
+    let db = TestDb::new().await;
+    let origin = TestOrigin::start(support::origin_vars(&db, None)).await;
+    let revision = support::current_revision(&db.client().await).await;
+    let post = |path: &'static str, body: String| {
+        let request = support::http_client()
+            .post(format!("{}{path}", origin.base))
+            .bearer_auth(SERVICE_TOKEN)
+            .header("content-type", "application/json")
+            .body(body);
+        async move {
+            let response = request.send().await.expect("request");
+            let status = response.status().as_u16();
+            (
+                status,
+                response.json::<serde_json::Value>().await.expect("json"),
+            )
+        }
+    };
+    let check = |min_revision: &str| {
+        format!(
+            r#"{{"user_id":"{USER}","resource_type":"generation","resource_id":"{GENERATION}","operation":"read","min_revision":{min_revision}}}"#
+        )
+    };
+    for written in [
+        format!("{revision}"),
+        format!("{revision}.0"),
+        format!("{revision}e0"),
+    ] {
+        let (status, answer) = post("/v1/authorize", check(&written)).await;
+        assert_eq!(status, 200, "{written}: {answer}");
+        assert!(answer["revision"].as_i64() >= Some(revision), "{answer}");
+        let batch = format!(r#"{{"checks":[{}]}}"#, check(&written));
+        let (status, answer) = post("/v1/authorize/batch", batch).await;
+        assert_eq!(status, 200, "{written}: {answer}");
+    }
+    let (status, answer) = post("/v1/authorize", check("1.5")).await;
+    check_error(
+        status,
+        &answer,
+        400,
+        "invalid_request",
+        Some("min_revision"),
+    );
+    origin.stop().await;
+}
+
 #[tokio::test]
 async fn credentials_are_checked() {
     let db = TestDb::new().await;
@@ -158,11 +208,14 @@ async fn credentials_are_checked() {
         .post("/v1/authorize", Some("wrong-token"), body.clone())
         .await;
     check_error(status, &answer, 401, "unauthenticated", None);
-    // The admin token is not a service token.
-    let (status, answer) = origin
-        .post("/v1/authorize", Some(ADMIN_TOKEN), body.clone())
-        .await;
-    check_error(status, &answer, 401, "unauthenticated", None);
+    // Issue 15: the admin token is a valid credential that may not ask for decisions, API.md's
+    // 403 (as the service token is on the admin endpoints), not a malformed JWT's 401.
+    for path in ["/v1/authorize", "/v1/authorize/batch"] {
+        let (status, answer) = origin
+            .post(path, Some(ADMIN_TOKEN), json!({"checks": [body.clone()]}))
+            .await;
+        check_error(status, &answer, 403, "forbidden", None);
+    }
 
     // An end-user JWT: the principal is its subject; asking for someone else is forbidden.
     let key = authz_core::jwt::JwtKey::new(support::JWT_SECRET.as_bytes()).expect("key");

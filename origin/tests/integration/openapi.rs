@@ -165,6 +165,34 @@ async fn the_document_is_openapi_3_and_lists_exactly_the_routes() {
             "{code}"
         );
     }
+    // Issue 15: the request bodies say what the core accepts (schemathesis checks the rest).
+    let schemas = &document["components"]["schemas"];
+    for name in ["AuthorizeRequest", "BatchRequest"] {
+        assert_eq!(
+            schemas[name]["additionalProperties"],
+            Value::Bool(false),
+            "{name}: the core refuses unknown fields"
+        );
+    }
+    let question = &schemas["AuthorizeRequest"]["properties"];
+    for field in ["user_id", "resource_id"] {
+        assert_eq!(
+            question[field]["pattern"],
+            authz_origin::openapi::schemas::UUID_PATTERN,
+            "{field}"
+        );
+    }
+    assert_eq!(question["min_revision"]["maximum"], u64::MAX);
+    assert_eq!(
+        schemas["BatchRequest"]["properties"]["checks"]["maxItems"],
+        100
+    );
+    for path in ["/v1/authorize", "/v1/authorize/batch"] {
+        let responses = &document["paths"][path]["post"]["responses"];
+        for status in ["400", "401", "403", "413", "429", "503"] {
+            assert!(responses.get(status).is_some(), "{path} {status}");
+        }
+    }
     let too_many = &document["paths"]["/v1/authorize"]["post"]["responses"]["429"];
     assert!(
         too_many["headers"].get("Retry-After").is_some(),

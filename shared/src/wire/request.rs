@@ -184,7 +184,7 @@ pub fn parse_check_object(
     let operation = text("operation")?;
     let min_revision = match object.get("min_revision") {
         None | Some(Value::Null) => None,
-        Some(value) => Some(value.as_u64().ok_or_else(|| {
+        Some(value) => Some(revision(value).ok_or_else(|| {
             WireError::invalid_request(
                 format!(
                     "expected a non-negative integer, got {}",
@@ -202,6 +202,24 @@ pub fn parse_check_object(
         min_revision,
     };
     check_from_fields(&fields, prefix, source)
+}
+
+/// A `min_revision` number: an integer from 0 to `u64::MAX`, also when written with a zero
+/// fraction or an exponent (`7.0`, `7e2`), which JSON Schema's `integer` counts as integers
+/// (the OpenAPI document declares it so). Such a number is read as a double, like a JSON
+/// Schema validator reads it, so past 2^53 it is the nearest double's integer.
+fn revision(value: &Value) -> Option<u64> {
+    if let Some(integer) = value.as_u64() {
+        return Some(integer);
+    }
+    let number = value.as_f64()?;
+    // 2^64 is the first double past `u64::MAX`; in [0, 2^64) the cast is exact for an
+    // integral double and truncates any other (no `f64::fract` without std).
+    if !(0.0..18_446_744_073_709_551_616.0).contains(&number) {
+        return None;
+    }
+    let integer = number as u64;
+    (integer as f64 == number).then_some(integer)
 }
 
 /// Validates one check's fields, in the order user_id, resource_type, resource_id,

@@ -41,6 +41,7 @@ fn see_other(location: &'static str, cookie: Option<String>) -> Response {
     tag = "monitoring",
     summary = "the dashboard's login form, or a one-time login link",
     description = "without `link`: the HTML login form; with `?link=<nonce>` from `POST /admin/login-link`: sets the page's session cookie and redirects to `/admin/` (303), or 401 when the link is unknown, used or expired",
+    params(("link" = Option<String>, Query, description = "a one-time login link's nonce, from `POST /admin/login-link`")),
     responses(
         (status = 200, description = "the login form", body = String, content_type = "text/html"),
         (status = 303, description = "signed in"),
@@ -81,9 +82,10 @@ fn start_session(admin_token: &str, state: &Handles, headers: &HeaderMap) -> Res
     }
 }
 
-/// The login form's fields.
-#[derive(Debug, Deserialize)]
+/// The login form's fields (others are ignored).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct LoginForm {
+    /// The admin token.
     token: String,
 }
 
@@ -94,6 +96,7 @@ pub struct LoginForm {
     tag = "monitoring",
     summary = "signs a browser in to the dashboard page",
     description = "form field `token` (the admin token): sets the HttpOnly, SameSite=Strict session cookie accepted by `GET /admin/` only, and redirects there (303)",
+    request_body(content = LoginForm, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 303, description = "signed in"),
         (status = 401, description = "a wrong token, with the login form", body = String, content_type = "text/html"),

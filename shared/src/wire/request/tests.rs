@@ -255,3 +255,58 @@ fn the_fast_path_agrees_with_the_precise_path() {
         }
     }
 }
+
+/// Issue 15: JSON Schema's `integer` (the OpenAPI document's `min_revision`) counts `7.0` and
+/// `7e2` as integers, so the body parsers take them; a fraction, a negative number and
+/// anything past `u64::MAX` are still a 400.
+#[test]
+fn min_revision_is_any_integral_json_number() {
+    let single = |revision: &str| {
+        let body = format!(
+            r#"{{"resource_type":"team","resource_id":"{GENERATION}","operation":"read","min_revision":{revision}}}"#
+        );
+        parse_single(body.as_bytes(), PrincipalSource::Named)
+            .map(|check| check.min_revision)
+            .map_err(|error| (error.code, error.field))
+    };
+    let batch = |revision: &str| {
+        let body = format!(
+            r#"{{"checks":[{{"resource_type":"team","resource_id":"{GENERATION}","operation":"read","min_revision":{revision}}}]}}"#
+        );
+        parse_batch(body.as_bytes(), edge())
+            .map(|checks| checks[0].min_revision)
+            .map_err(|error| error.code)
+    };
+    for (text, expected) in [
+        ("7", 7),
+        ("7.0", 7),
+        ("7e2", 700),
+        ("7.5e1", 75),
+        ("0.0", 0),
+        ("-0.0", 0),
+        ("45148884079488.0", 45_148_884_079_488),
+        ("18446744073709551615", u64::MAX),
+        ("9007199254740992.0", 9_007_199_254_740_992),
+    ] {
+        assert_eq!(single(text), Ok(Some(expected)), "{text}");
+        assert_eq!(batch(text), Ok(Some(expected)), "{text}");
+    }
+    for text in [
+        "7.5",
+        "-1",
+        "-1.0",
+        "1e-3",
+        "18446744073709551616",
+        "1.8446744073709552e19",
+        "1e300",
+        "\"7\"",
+        "true",
+    ] {
+        assert_eq!(
+            single(text),
+            Err(("invalid_request", Some("min_revision".to_owned()))),
+            "{text}"
+        );
+        assert_eq!(batch(text), Err("invalid_request"), "{text}");
+    }
+}
