@@ -88,7 +88,7 @@ vocabulary!(
 );
 
 /// Every `error.code` the origin answers with (API.md's table, plus `not_found` for an unknown
-/// path).
+/// path and `request_timeout` for a body slower than `AUTHZ_BODY_READ_TIMEOUT_MS`).
 pub const ERROR_CODES: &[&str] = &[
     "invalid_uuid",
     "invalid_resource_type",
@@ -98,6 +98,7 @@ pub const ERROR_CODES: &[&str] = &[
     "forbidden",
     "not_found",
     "payload_too_large",
+    "request_timeout",
     "rate_limited",
     "unavailable",
 ];
@@ -296,6 +297,7 @@ mod tests {
             AppError::RateLimited {
                 retry_after_seconds: 1,
             },
+            AppError::RequestTimeout(1),
             AppError::Unavailable("x".to_owned()),
         ];
         for error in errors {

@@ -189,7 +189,7 @@ async fn the_document_is_openapi_3_and_lists_exactly_the_routes() {
     );
     for path in ["/v1/authorize", "/v1/authorize/batch"] {
         let responses = &document["paths"][path]["post"]["responses"];
-        for status in ["400", "401", "403", "413", "429", "503"] {
+        for status in ["400", "401", "403", "408", "413", "429", "503"] {
             assert!(responses.get(status).is_some(), "{path} {status}");
         }
     }
