@@ -1105,6 +1105,16 @@ async fn the_listener_killed_with_pg_terminate_backend_reconnects_and_flushes() 
         .await
         .expect("refuse connections");
     terminate(&client, pid).await;
+    // As in round 1: a revocation committed before the origin has seen the drop is bounded by
+    // the notice lag; this round is about what is answered while the listener is out.
+    let killed = Instant::now();
+    while invalidation.is_connected() {
+        assert!(
+            killed.elapsed() < Duration::from_secs(5),
+            "the origin never noticed the terminated listener"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
     client
         .execute("UPDATE generation_shares SET is_active = false", &[])
         .await
