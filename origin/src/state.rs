@@ -114,11 +114,14 @@ impl AppState {
                 *name,
                 url,
                 config.redis_ca_pem.as_deref(),
-                &config.redis_prefix,
+                config.redis_prefix.as_deref(),
                 config.redis_timeout,
                 breaker,
             )?;
             redis_tiers.insert(*name, tier);
+        }
+        if !redis_tiers.is_empty() {
+            crate::cache::owner::claim_at_start(&pools, redis_tiers.values()).await?;
         }
         let invalidation = Arc::new(Invalidation::new());
         let pieces = PieceCache::new(
@@ -178,6 +181,18 @@ impl AppState {
         }
         if let Some(store) = &self.config.jwks {
             tasks.push(tokio::spawn(Arc::clone(store).refresh_forever()));
+        }
+        let unclaimed: Vec<_> = self
+            .redis_tiers
+            .values()
+            .filter(|tier| tier.ownership() == crate::cache::Ownership::Unclaimed)
+            .cloned()
+            .collect();
+        if !unclaimed.is_empty() {
+            tasks.push(tokio::spawn(crate::cache::owner::claim_forever(
+                self.decider.pools().clone(),
+                unclaimed,
+            )));
         }
         tasks.extend([
             tokio::spawn(crate::invalidation::listen_forever(

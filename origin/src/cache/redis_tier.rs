@@ -1,9 +1,10 @@
-//! One Redis tier: a multiplexed connection (reconnecting on its own), a key prefix, a short
-//! deadline on every command and a circuit breaker. Every failure is a miss or a skipped
-//! write, never an error for the caller: Redis is an accelerator, Postgres is the truth.
+//! One Redis tier: a multiplexed connection (reconnecting on its own), a key prefix claimed for
+//! one database (see [`super::owner`]), a short deadline on every command and a circuit
+//! breaker. Every failure is a miss or a skipped write, never an error for the caller: Redis is
+//! an accelerator, Postgres is the truth.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use redis::AsyncCommands;
@@ -11,6 +12,7 @@ use redis::aio::ConnectionManager;
 use tokio::sync::OnceCell;
 
 use super::breaker::{Breaker, BreakerState};
+use super::owner::{DatabaseIdentity, Ownership, owner_key};
 use crate::config::RedisTierName;
 
 /// A tier's counters since start, read by monitoring (relaxed atomics).
@@ -65,7 +67,12 @@ pub struct RedisTier {
     name: RedisTierName,
     client: redis::Client,
     connection: OnceCell<ConnectionManager>,
-    prefix: String,
+    /// `AUTHZ_REDIS_PREFIX`, when set.
+    configured_prefix: Option<String>,
+    /// Set once the marker was read: ours (with the tier's full key prefix) or another's.
+    claim: OnceLock<Ownership>,
+    /// `<prefix><tier>:`, once claimed.
+    keys: OnceLock<String>,
     timeout: Duration,
     breaker: Breaker,
     stats: TierStats,
@@ -83,12 +90,13 @@ impl std::fmt::Debug for RedisTier {
 impl RedisTier {
     /// A tier on `url`. Connects lazily, so a Redis that is down at start only opens the breaker.
     /// A `rediss://` URL speaks TLS, verified against `ca_pem` (PEM certificates) when given,
-    /// else against the system's roots.
+    /// else against the system's roots. `prefix` is `AUTHZ_REDIS_PREFIX` (`None`: the
+    /// database's identity); the tier serves nothing until [`Self::claim`] found it ours.
     pub fn new(
         name: RedisTierName,
         url: &str,
         ca_pem: Option<&[u8]>,
-        prefix: &str,
+        prefix: Option<&str>,
         timeout: Duration,
         breaker: Breaker,
     ) -> Result<Arc<Self>, redis::RedisError> {
@@ -106,7 +114,9 @@ impl RedisTier {
             name,
             client,
             connection: OnceCell::new(),
-            prefix: format!("{prefix}{}:", name.as_str()),
+            configured_prefix: prefix.map(str::to_owned),
+            claim: OnceLock::new(),
+            keys: OnceLock::new(),
             timeout,
             breaker,
             stats: TierStats::default(),
@@ -128,9 +138,82 @@ impl RedisTier {
         &self.stats
     }
 
-    /// The full Redis key of `key` in this tier.
-    pub fn key(&self, key: &str) -> String {
-        format!("{}{key}", self.prefix)
+    /// Where the tier stands with its prefix's marker.
+    pub fn ownership(&self) -> Ownership {
+        self.claim.get().cloned().unwrap_or(Ownership::Unclaimed)
+    }
+
+    /// Reads (or writes, when absent) the marker of this deployment's prefix on the tier's
+    /// server. Once the marker was read the answer is final: ours, or another database's.
+    ///
+    /// The attempt goes through the breaker: an open breaker skips it (`Unclaimed`), a failure
+    /// counts towards opening it, so attempts back off as commands do.
+    ///
+    /// # Errors
+    /// Redis unreachable, or slower than a second: the tier stays unclaimed (skipped).
+    pub async fn claim(&self, identity: &DatabaseIdentity) -> Result<Ownership, redis::RedisError> {
+        if let Some(done) = self.claim.get() {
+            return Ok(done.clone());
+        }
+        if !self.breaker.allow() {
+            return Ok(Ownership::Unclaimed);
+        }
+        let read = self.read_marker(identity).await;
+        match &read {
+            Ok(_) => self.breaker.success(),
+            Err(error) => {
+                tracing::debug!(%error, tier = self.name.as_str(), "reading the prefix's owner failed");
+                self.breaker.failure();
+            }
+        }
+        read
+    }
+
+    async fn read_marker(
+        &self,
+        identity: &DatabaseIdentity,
+    ) -> Result<Ownership, redis::RedisError> {
+        let prefix = identity.prefix(self.configured_prefix.as_deref());
+        let marker = owner_key(&prefix);
+        let ours = identity.owner();
+        let read = tokio::time::timeout(self.timeout.max(Duration::from_secs(1)), async {
+            let mut connection = self.connection().await?;
+            redis::cmd("SET")
+                .arg(&marker)
+                .arg(&ours)
+                .arg("NX")
+                .query_async::<Option<String>>(&mut connection)
+                .await?;
+            connection.get::<_, Option<String>>(&marker).await
+        })
+        .await
+        .map_err(|_| {
+            redis::RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "reading the prefix's owner timed out",
+            ))
+        })??;
+        let ownership = match read {
+            Some(owner) if owner == ours => Ownership::Claimed { prefix },
+            Some(owner) => Ownership::Foreign { prefix, owner },
+            // Deleted between the two commands (a flush): try again later.
+            None => return Ok(Ownership::Unclaimed),
+        };
+        if let Ownership::Claimed { prefix } = &ownership {
+            let _ = self.keys.set(format!("{prefix}{}:", self.name.as_str()));
+        }
+        let _ = self.claim.set(ownership);
+        Ok(self.ownership())
+    }
+
+    /// The full Redis key of `key` in this tier; `None` until the prefix is claimed.
+    fn key(&self, key: &str) -> Option<String> {
+        self.keys.get().map(|prefix| format!("{prefix}{key}"))
+    }
+
+    /// Counts a command skipped because the prefix is not (or not ours) claimed.
+    fn unclaimed(&self) {
+        metrics::counter!("authz_redis_skipped_total", "tier" => self.name.as_str()).increment(1);
     }
 
     async fn connection(&self) -> Result<ConnectionManager, redis::RedisError> {
@@ -196,13 +279,18 @@ impl RedisTier {
 
     /// `GET` one key (unprefixed).
     pub async fn get(&self, key: &str) -> Option<String> {
-        let key = self.key(key);
-        let value = self
-            .run("get", |mut connection| async move {
-                connection.get::<_, Option<String>>(key).await
-            })
-            .await
-            .flatten();
+        let value = match self.key(key) {
+            Some(key) => self
+                .run("get", |mut connection| async move {
+                    connection.get::<_, Option<String>>(key).await
+                })
+                .await
+                .flatten(),
+            None => {
+                self.unclaimed();
+                None
+            }
+        };
         let hit = u64::from(value.is_some());
         self.stats.lookups(self.name.as_str(), hit, 1 - hit);
         value
@@ -213,16 +301,23 @@ impl RedisTier {
         if keys.is_empty() {
             return Vec::new();
         }
-        let full: Vec<String> = keys.iter().map(|key| self.key(key)).collect();
-        let values = self
-            .run("mget", |mut connection| async move {
-                // MGET of one key answers a single value, not an array: ask for a Vec anyway.
-                redis::cmd("MGET")
-                    .arg(&full)
-                    .query_async::<Vec<Option<String>>>(&mut connection)
-                    .await
-            })
-            .await;
+        let full: Option<Vec<String>> = keys.iter().map(|key| self.key(key)).collect();
+        let values = match full {
+            Some(full) => {
+                self.run("mget", |mut connection| async move {
+                    // MGET of one key answers a single value, not an array: ask for a Vec anyway.
+                    redis::cmd("MGET")
+                        .arg(&full)
+                        .query_async::<Vec<Option<String>>>(&mut connection)
+                        .await
+                })
+                .await
+            }
+            None => {
+                self.unclaimed();
+                None
+            }
+        };
         let values = values
             .filter(|values| values.len() == keys.len())
             .unwrap_or_else(|| vec![None; keys.len()]);
@@ -234,10 +329,14 @@ impl RedisTier {
 
     /// `SET key value PX ttl` for each item, in one pipeline.
     pub async fn set_many(&self, items: Vec<(String, String, u64)>) {
+        let Some(prefix) = self.keys.get() else {
+            self.unclaimed();
+            return;
+        };
         let items: Vec<_> = items
             .into_iter()
             .filter(|(_, _, ttl_ms)| *ttl_ms > 0)
-            .map(|(key, value, ttl_ms)| (self.key(&key), value, ttl_ms))
+            .map(|(key, value, ttl_ms)| (format!("{prefix}{key}"), value, ttl_ms))
             .collect();
         if items.is_empty() {
             return;

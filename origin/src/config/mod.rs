@@ -118,9 +118,10 @@ pub struct Config {
     /// `AUTHZ_REDIS_CA_FILE`: the PEM certificates of the CAs trusted for `rediss://` tiers
     /// (read at start), else the system's roots.
     pub redis_ca_pem: Option<Vec<u8>>,
-    /// `AUTHZ_REDIS_PREFIX`: prepended to every Redis key (default `authz:`), so several
-    /// deployments or test runs can share one server.
-    pub redis_prefix: String,
+    /// `AUTHZ_REDIS_PREFIX`: prepended to every Redis key, so several deployments or test runs
+    /// can share one server; unset, the database's identity
+    /// (`authz:<system identifier>:<database>:`, see [`crate::cache::owner`]).
+    pub redis_prefix: Option<String>,
     /// `AUTHZ_REDIS_TIMEOUT_MS`: the deadline of one Redis command (default 50 ms).
     pub redis_timeout: Duration,
     /// `AUTHZ_BREAKER_FAILURES`: consecutive failures that open a tier's breaker (default 5).
@@ -292,7 +293,7 @@ impl Config {
             postgres_replica,
             redis_urls,
             redis_ca_pem: redis_ca_pem(env)?,
-            redis_prefix: env.parse("AUTHZ_REDIS_PREFIX", "a prefix")?,
+            redis_prefix: env.get("AUTHZ_REDIS_PREFIX").map(str::to_owned),
             redis_timeout: env.millis("AUTHZ_REDIS_TIMEOUT_MS")?,
             breaker_failures,
             breaker_probe: env.millis("AUTHZ_BREAKER_PROBE_MS")?,

@@ -197,7 +197,12 @@ pub const VARIABLES: &[Variable] = &[
          (0 turns it off; at most 90)",
         "25",
     ),
-    value("AUTHZ_REDIS_PREFIX", "prefix of every Redis key", "authz:"),
+    unset(
+        "AUTHZ_REDIS_PREFIX",
+        "prefix of every Redis key; the marker `<prefix>owner` on each Redis server names the \
+         database that owns the prefix, and an origin of another database refuses to start",
+        "`authz:<system identifier>:<database>:`, the database's own",
+    ),
     value(
         "AUTHZ_REDIS_TIMEOUT_MS",
         "deadline of one Redis command",

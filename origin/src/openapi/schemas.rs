@@ -248,7 +248,8 @@ pub struct HealthSchema {
     /// `{"reachable", "latency_ms"}`.
     #[schema(value_type = Object, required = false)]
     pub postgres: (),
-    /// `{"enabled", "tiers": {name: {"reachable", "latency_ms", "breaker"}}}`.
+    /// `{"enabled", "tiers": {name: {"reachable", "latency_ms", "breaker", "owner", "prefix"}}}`:
+    /// `owner` is `claimed`, `unclaimed` (not read yet: the tier is skipped) or `foreign`.
     #[schema(value_type = Object, required = false)]
     pub redis: (),
     /// `{"listener_connected", "revision", "notices"}`.

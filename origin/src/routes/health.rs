@@ -14,6 +14,7 @@ use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 
 use crate::auth::authorize_admin;
+use crate::cache::Ownership;
 
 use crate::monitoring::background::pools::postgres_round_trip;
 use crate::openapi::schemas::HealthSchema;
@@ -66,13 +67,16 @@ async fn details(state: &AppState) -> (StatusCode, Json<Value>) {
     let mut redis_ok = true;
     for (name, tier) in state.redis_tiers.iter() {
         let ping = tier.ping().await;
-        redis_ok &= ping.is_some();
+        let ownership = tier.ownership();
+        redis_ok &= ping.is_some() && matches!(ownership, Ownership::Claimed { .. });
         redis.insert(
             name.as_str().to_owned(),
             json!({
                 "reachable": ping.is_some(),
                 "latency_ms": ping.map(|d| d.as_secs_f64() * 1_000.0),
                 "breaker": tier.breaker_state().as_str(),
+                "owner": ownership.as_str(),
+                "prefix": ownership.prefix(),
             }),
         );
     }

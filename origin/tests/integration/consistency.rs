@@ -362,10 +362,22 @@ async fn four_tiers_on_four_database_indexes_each_hold_their_own_data() {
         "{answer}"
     );
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let authorization = keys_in(4, &prefix).await;
-    let users = keys_in(5, &prefix).await;
-    let generations = keys_in(6, &prefix).await;
-    let sessions = keys_in(7, &prefix).await;
+    let mut tiers = Vec::new();
+    for index in 4..=7 {
+        // Each server holds its own marker of the prefix's owner, beside the tier's entries.
+        let (markers, entries): (Vec<_>, Vec<_>) = keys_in(index, &prefix)
+            .await
+            .into_iter()
+            .partition(|(key, _)| *key == format!("{prefix}owner"));
+        assert_eq!(markers.len(), 1, "database {index}: {markers:?}");
+        assert!(
+            markers[0].1.ends_with(&format!("/{}", db.name)),
+            "{markers:?}"
+        );
+        tiers.push(entries);
+    }
+    let [authorization, users, generations, sessions] =
+        <[_; 4]>::try_from(tiers).expect("four tiers");
     assert!(
         authorization.len() == 1 && authorization[0].0.contains(":authorization:a1/"),
         "{authorization:?}"

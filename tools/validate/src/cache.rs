@@ -91,7 +91,7 @@ async fn tier(config: &Config, tier: RedisTierName, url: &str) -> Check {
     let deadline = config.redis_timeout;
     let key = format!(
         "{}{}:validate:{}",
-        config.redis_prefix,
+        config.redis_prefix.as_deref().unwrap_or("authz:"),
         tier.as_str(),
         uuid::Uuid::new_v4().simple()
     );

@@ -6,7 +6,7 @@
 use futures_util::future::join_all;
 use serde_json::{Value, json};
 
-use crate::cache::BreakerState;
+use crate::cache::{BreakerState, Ownership};
 use crate::config::RedisTierName;
 use crate::monitoring::Handles;
 use crate::monitoring::measure::tier::{PerformanceTier, tier_of};
@@ -69,6 +69,7 @@ pub async fn health(state: &Handles) -> Value {
             "commands": stats.commands,
             "errors": stats.errors,
             "breaker": tier.breaker_state().as_str(),
+            "owner": tier.ownership().as_str(),
         });
         if name == RedisTierName::Authorization {
             // The decision tier's share of the L1 misses it answered, over the window.
@@ -76,11 +77,10 @@ pub async fn health(state: &Handles) -> Value {
         }
         tiers.insert(name.as_str().to_owned(), entry);
     }
-    let healthy = state
-        .redis_tiers
-        .values()
-        .all(|tier| tier.breaker_state() == BreakerState::Closed)
-        && pings.iter().all(|(_, ping)| ping.is_some());
+    let healthy = state.redis_tiers.values().all(|tier| {
+        tier.breaker_state() == BreakerState::Closed
+            && matches!(tier.ownership(), Ownership::Claimed { .. })
+    }) && pings.iter().all(|(_, ping)| ping.is_some());
     json!({
         "status": if healthy { "healthy" } else { "degraded" },
         "redis_enabled": !state.redis_tiers.is_empty(),
