@@ -7,6 +7,7 @@
 
 pub mod facts;
 pub mod migrate;
+pub mod replica;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -120,24 +120,46 @@ impl Decider {
         // rounds (V11): the primary runs one before reading, and the replica, which cannot, is
         // not asked.
         let connected = self.invalidation.is_connected();
+        if self.pools.has_replica() && !connected {
+            self.replica.skipped.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!("authz_replica_reads_total", "result" => "skipped").increment(1);
+        }
         if self.pools.has_replica() && connected {
             self.facts_queries.fetch_add(1, Ordering::Relaxed);
             let pool = self.pools.named(Workload::AuthorizationReplica);
-            if let Ok(pieces) = facts::load(pool, users, resources, Freshness::LastRound).await {
-                let revision = pieces.revision;
-                let fresh = min_revision.is_none_or(|min| revision >= min)
-                    && pieces
-                        .users
-                        .keys()
-                        .all(|user| self.invalidation.is_fresh_at(revision, &[*user.as_uuid()]))
-                    && pieces.resources.iter().all(|(resource, piece)| {
-                        self.invalidation
-                            .is_fresh_at(revision, &resource_dependencies(resource, piece.as_ref()))
-                    });
-                if fresh {
-                    return Ok(pieces);
+            match facts::load(pool, users, resources, Freshness::LastRound).await {
+                Ok(pieces) => {
+                    let revision = pieces.revision;
+                    // Checked after the read: a notice that arrived while it ran counts, and
+                    // so does a listener lost meanwhile.
+                    let fresh = self.invalidation.is_connected()
+                        && min_revision.is_none_or(|min| revision >= min)
+                        && pieces.users.keys().all(|user| {
+                            self.invalidation.is_fresh_at(revision, &[*user.as_uuid()])
+                        })
+                        && pieces.resources.iter().all(|(resource, piece)| {
+                            self.invalidation.is_fresh_at(
+                                revision,
+                                &resource_dependencies(resource, piece.as_ref()),
+                            )
+                        });
+                    if fresh {
+                        self.replica.used.fetch_add(1, Ordering::Relaxed);
+                        metrics::counter!("authz_replica_reads_total", "result" => "used")
+                            .increment(1);
+                        return Ok(pieces);
+                    }
+                    self.replica.stale.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!("authz_replica_stale_total").increment(1);
+                    metrics::counter!("authz_replica_reads_total", "result" => "stale")
+                        .increment(1);
                 }
-                metrics::counter!("authz_replica_stale_total").increment(1);
+                Err(error) => {
+                    tracing::debug!(%error, "the replica's read failed: the primary answers");
+                    self.replica.failed.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!("authz_replica_reads_total", "result" => "failed")
+                        .increment(1);
+                }
             }
         }
         self.facts_queries.fetch_add(1, Ordering::Relaxed);

@@ -33,6 +33,28 @@ use crate::invalidation::Invalidation;
 use l1::{Cached, EntryExpiry};
 pub use l1::{RefreshQueue, refresh_forever};
 
+/// The replica's reads, counted by outcome (relaxed atomics).
+#[derive(Debug, Default)]
+pub(crate) struct ReplicaCounts {
+    pub(crate) used: AtomicU64,
+    pub(crate) stale: AtomicU64,
+    pub(crate) failed: AtomicU64,
+    pub(crate) skipped: AtomicU64,
+}
+
+/// A copy of the replica's counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub struct ReplicaReads {
+    /// Reads whose answer was used: fresh enough for the question.
+    pub used: u64,
+    /// Reads thrown away: below `min_revision` or older than a change the process knows of.
+    pub stale: u64,
+    /// Reads that failed (the replica down or too slow): the primary answered.
+    pub failed: u64,
+    /// Misses that did not ask the replica because the change listener was disconnected.
+    pub skipped: u64,
+}
+
 /// One answer and the tier that gave it.
 #[derive(Debug, Clone)]
 pub struct Answer {
@@ -51,6 +73,7 @@ pub struct Decider {
     invalidation: Arc<Invalidation>,
     ttl: TtlPolicy,
     facts_queries: AtomicU64,
+    replica: ReplicaCounts,
     l1_enabled: bool,
     stale_on_error: StaleOnError,
     refresh_percent: u64,
@@ -88,6 +111,7 @@ impl Decider {
             invalidation,
             ttl,
             facts_queries: AtomicU64::new(0),
+            replica: ReplicaCounts::default(),
             l1_enabled: l1_capacity > 0,
             stale_on_error: StaleOnError::All,
             refresh_percent: 0,
@@ -120,6 +144,16 @@ impl Decider {
     /// Facts statements sent to Postgres since start (one per miss, or per batch of misses).
     pub fn facts_queries(&self) -> u64 {
         self.facts_queries.load(Ordering::Relaxed)
+    }
+
+    /// How the replica's reads went since start.
+    pub fn replica_reads(&self) -> ReplicaReads {
+        ReplicaReads {
+            used: self.replica.used.load(Ordering::Relaxed),
+            stale: self.replica.stale.load(Ordering::Relaxed),
+            failed: self.replica.failed.load(Ordering::Relaxed),
+            skipped: self.replica.skipped.load(Ordering::Relaxed),
+        }
     }
 
     /// Decisions held in L1 (approximate).

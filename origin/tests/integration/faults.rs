@@ -18,9 +18,9 @@ use serde_json::{Value, json};
 
 use crate::support::{self, TestDb, TestOrigin, TestRedis};
 
-const OWNER: &str = "a0000000-0000-4000-8000-000000000001";
-const READER: &str = "a0000000-0000-4000-8000-000000000002";
-const STRANGER: &str = "a0000000-0000-4000-8000-000000000003";
+pub(crate) const OWNER: &str = "a0000000-0000-4000-8000-000000000001";
+pub(crate) const READER: &str = "a0000000-0000-4000-8000-000000000002";
+pub(crate) const STRANGER: &str = "a0000000-0000-4000-8000-000000000003";
 const OPERATIONS: [&str; 6] = ["read", "download", "write", "delete", "share", "admin"];
 /// The slowest answer tolerated while a dependency is down.
 const SLOW: Duration = Duration::from_secs(1);
@@ -28,13 +28,13 @@ const SLOW: Duration = Duration::from_secs(1);
 // ---------------------------------------------------------------------------------------------
 // Fixtures
 
-fn generation(n: usize) -> String {
+pub(crate) fn generation(n: usize) -> String {
     format!("d0000000-0000-4000-8000-{n:012}")
 }
 
 /// OWNER owns generations 1..=count; READER holds a `download` share of generation 1;
 /// STRANGER has nothing.
-fn dataset(count: usize) -> Dataset {
+pub(crate) fn dataset(count: usize) -> Dataset {
     let generations: Vec<Value> = (1..=count)
         .map(|n| json!({"id": generation(n), "user_id": OWNER, "status": "completed"}))
         .collect();
@@ -50,7 +50,7 @@ fn dataset(count: usize) -> Dataset {
     .expect("dataset")
 }
 
-fn question(user: &str, n: usize, operation: &str) -> Value {
+pub(crate) fn question(user: &str, n: usize, operation: &str) -> Value {
     json!({
         "user_id": user,
         "resource_type": "generation",
@@ -60,23 +60,23 @@ fn question(user: &str, n: usize, operation: &str) -> Value {
 }
 
 /// One HTTP answer and its round trip.
-struct Reply {
-    status: u16,
-    body: Value,
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) body: Value,
     elapsed: Duration,
 }
 
 impl Reply {
-    fn granted(&self) -> Option<bool> {
+    pub(crate) fn granted(&self) -> Option<bool> {
         self.body["granted"].as_bool()
     }
 
-    fn source(&self) -> Option<&str> {
+    pub(crate) fn source(&self) -> Option<&str> {
         self.body["source"].as_str()
     }
 }
 
-async fn ask(origin: &TestOrigin, body: Value) -> Reply {
+pub(crate) async fn ask(origin: &TestOrigin, body: Value) -> Reply {
     let started = Instant::now();
     let (status, body) = origin.authorize(body).await;
     Reply {
@@ -112,16 +112,16 @@ async fn health(origin: &TestOrigin) -> (u16, Value) {
 /// Counts of one phase: requests, wrong answers (a 200 whose `granted` is not the truth),
 /// 5xx, latencies.
 #[derive(Default)]
-struct Tally {
+pub(crate) struct Tally {
     sent: usize,
-    wrong: usize,
-    server_errors: usize,
+    pub(crate) wrong: usize,
+    pub(crate) server_errors: usize,
     latencies: Vec<Duration>,
 }
 
 impl Tally {
     /// Records `reply` to a question whose true answer is `expected`.
-    fn record(&mut self, reply: &Reply, expected: bool) {
+    pub(crate) fn record(&mut self, reply: &Reply, expected: bool) {
         self.sent += 1;
         self.latencies.push(reply.elapsed);
         if reply.status >= 500 {
@@ -150,7 +150,7 @@ impl Tally {
         sorted[index.min(sorted.len() - 1)]
     }
 
-    fn summary(&self) -> String {
+    pub(crate) fn summary(&self) -> String {
         format!(
             "requests {}, wrong answers {}, 5xx {}, latency p50 {:?} p99 {:?} max {:?}",
             self.sent,
@@ -384,6 +384,37 @@ impl PgCluster {
             .args(["-E", "UTF8"]);
         run(initdb, None).await;
         cluster
+    }
+
+    /// A streaming replica of this cluster (`pg_basebackup -R -X stream`), started on a port
+    /// of its own. Its `primary_conninfo` names this cluster's port.
+    pub(crate) async fn start_replica(&self) -> Self {
+        let replica = Self {
+            port: free_port(),
+            dir: ScratchDir::new("pg-replica"),
+            options: String::new(),
+        };
+        if running_as_root() {
+            let mut chown = Command::new("chown");
+            chown.arg("postgres:postgres").arg(&replica.dir.0);
+            run(chown, None).await;
+        }
+        let mut backup = postgres_command("pg_basebackup");
+        backup
+            .arg("-D")
+            .arg(replica.data())
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+            ])
+            .args(["-R", "-X", "stream", "--no-sync", "--checkpoint=fast"]);
+        run(backup, Some(&self.log())).await;
+        replica.pg_start().await;
+        replica
     }
 
     fn data(&self) -> PathBuf {
@@ -971,7 +1002,7 @@ pub(crate) async fn listener_backend(client: &tokio_postgres::Client, database: 
 /// `pg_terminate_backend(pid)`: signals the backend and returns without waiting for it to exit
 /// (with a timeout argument Postgres would poll in 100 ms steps, long enough for the listener
 /// to be back before the revocation below).
-async fn terminate(client: &tokio_postgres::Client, pid: i32) {
+pub(crate) async fn terminate(client: &tokio_postgres::Client, pid: i32) {
     let terminated: bool = client
         .query_one("SELECT pg_terminate_backend($1)", &[&pid])
         .await

@@ -15,6 +15,7 @@ mod pieces;
 mod rate_limit;
 mod redis_owner;
 mod refresh;
+mod replica;
 mod schema;
 mod support;
 mod tls;

@@ -113,6 +113,9 @@ pub async fn sample_forever(state: Handles) {
             .window()
             .record_pools(&utilizations(&snapshots), unix_now());
         crate::monitoring::background::caches::publish(&state);
+        if let Some(lag) = crate::db::replica::measure(state.decider.pools()).await {
+            crate::db::replica::publish(&lag);
+        }
     }
 }
 

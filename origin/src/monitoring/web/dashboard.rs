@@ -98,7 +98,7 @@ pub async fn cache_health(
     tag = "monitoring",
     summary = "database pool health",
     responses(
-        (status = 200, description = "each pool: size, in use, idle, waiters, utilisation, errors", body = MonitoringDocument),
+        (status = 200, description = "each pool: size, in use, idle, waiters, utilisation, errors; with a replica, its lag (`replica`: reachable, lag_bytes, lag_seconds, revisions_behind, replay_paused) and how its reads went (`replica_reads`: used, stale, failed, skipped)", body = MonitoringDocument),
         (status = 401, description = "missing or invalid bearer token", body = ErrorSchema),
         (status = 403, description = "valid credentials that are not the admin token, or admin endpoints disabled", body = ErrorSchema),
     ),
@@ -279,7 +279,10 @@ pub async fn targets(state: &Handles) -> Value {
 
 /// Each pool's health and a Postgres round trip.
 pub async fn database(state: &Handles) -> Value {
-    let round_trip = postgres_round_trip(state.decider.pools()).await;
+    let (round_trip, replica) = tokio::join!(
+        postgres_round_trip(state.decider.pools()),
+        crate::db::replica::measure(state.decider.pools())
+    );
     let pools = snapshot(state.decider.pools());
     let busiest = pools
         .iter()
@@ -298,6 +301,8 @@ pub async fn database(state: &Handles) -> Value {
             "latency_ms": round_trip.as_ref().ok(),
         },
         "replica_configured": state.decider.pools().has_replica(),
+        "replica": replica,
+        "replica_reads": state.decider.replica_reads(),
         "highest_utilization": busiest,
         "pools": pools,
     })
