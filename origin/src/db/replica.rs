@@ -14,7 +14,8 @@ pub struct ReplicaLag {
     /// WAL the primary has written that the replica has not replayed, in bytes.
     pub lag_bytes: Option<f64>,
     /// Seconds since the replica replayed its last transaction, when WAL is waiting to be
-    /// replayed; 0 when it has replayed all it received.
+    /// replayed; 0 when it has replayed all it received; unknown (`None`) while WAL waits and
+    /// it has replayed no transaction since it started.
     pub lag_seconds: Option<f64>,
     /// Revisions the primary has numbered that the replica has not replayed.
     pub revisions_behind: Option<i64>,

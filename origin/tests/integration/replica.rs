@@ -41,8 +41,17 @@ impl Topology {
         authz_origin::db::migrate::run(&url).await.expect("migrate");
         let client = support::connect(&format!("{url}?application_name={TEST_APPLICATION}")).await;
         support::load(&client, &dataset(4), 0).await;
-        let revision = support::current_revision(&client).await;
         let replica = primary.start_replica().await;
+        // One transaction replayed by the replica, so that its last replayed commit has a
+        // time (the lag in seconds is unknown until then).
+        client
+            .batch_execute(
+                "INSERT INTO users (id, email) \
+                 VALUES ('a0000000-0000-4000-8000-0000000000ff', 'late@example.test')",
+            )
+            .await
+            .expect("insert");
+        let revision = support::current_revision(&client).await;
         let topology_replica = support::connect(&replica.url("authz")).await;
         wait_replayed(&topology_replica, revision).await;
         let mut vars = faults::vars_on(&url);
