@@ -6,6 +6,7 @@
 pub mod breaker;
 pub mod owner;
 pub mod pieces;
+pub mod redis_connection;
 pub mod redis_tier;
 pub mod sessions;
 

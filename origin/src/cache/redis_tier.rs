@@ -8,11 +8,11 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
 use tokio::sync::OnceCell;
 
 use super::breaker::{Breaker, BreakerState};
 use super::owner::{DatabaseIdentity, Ownership, owner_key};
+use super::redis_connection::{TierClient, TierConnection};
 use crate::config::RedisTierName;
 
 /// A tier's counters since start, read by monitoring (relaxed atomics).
@@ -65,8 +65,8 @@ impl TierStats {
 /// A Redis tier.
 pub struct RedisTier {
     name: RedisTierName,
-    client: redis::Client,
-    connection: OnceCell<ConnectionManager>,
+    client: TierClient,
+    connection: OnceCell<TierConnection>,
     /// `AUTHZ_REDIS_PREFIX`, when set.
     configured_prefix: Option<String>,
     /// Set once the marker was read: ours (with the tier's full key prefix) or another's.
@@ -88,7 +88,8 @@ impl std::fmt::Debug for RedisTier {
 }
 
 impl RedisTier {
-    /// A tier on `url`. Connects lazily, so a Redis that is down at start only opens the breaker.
+    /// A tier on `url` (one server, or a Redis Cluster: see [`super::redis_connection`]).
+    /// Connects lazily, so a Redis that is down at start only opens the breaker.
     /// A `rediss://` URL speaks TLS, verified against `ca_pem` (PEM certificates) when given,
     /// else against the system's roots. `prefix` is `AUTHZ_REDIS_PREFIX` (`None`: the
     /// database's identity); the tier serves nothing until [`Self::claim`] found it ours.
@@ -100,16 +101,7 @@ impl RedisTier {
         timeout: Duration,
         breaker: Breaker,
     ) -> Result<Arc<Self>, redis::RedisError> {
-        let client = match ca_pem {
-            Some(pem) if url.starts_with("rediss://") => redis::Client::build_with_tls(
-                url,
-                redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(pem.to_vec()),
-                },
-            )?,
-            _ => redis::Client::open(url)?,
-        };
+        let client = TierClient::open(url, ca_pem, timeout)?;
         Ok(Arc::new(Self {
             name,
             client,
@@ -216,13 +208,9 @@ impl RedisTier {
         metrics::counter!("authz_redis_skipped_total", "tier" => self.name.as_str()).increment(1);
     }
 
-    async fn connection(&self) -> Result<ConnectionManager, redis::RedisError> {
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(self.timeout.max(Duration::from_millis(200)))
-            .set_response_timeout(self.timeout)
-            .set_number_of_retries(0);
+    async fn connection(&self) -> Result<TierConnection, redis::RedisError> {
         self.connection
-            .get_or_try_init(|| ConnectionManager::new_with_config(self.client.clone(), config))
+            .get_or_try_init(|| self.client.connect(self.timeout))
             .await
             .cloned()
     }
@@ -230,7 +218,7 @@ impl RedisTier {
     /// Runs one command under the breaker and the deadline. `None` when skipped or failed.
     async fn run<T, F, Fut>(&self, operation: &'static str, command: F) -> Option<T>
     where
-        F: FnOnce(ConnectionManager) -> Fut,
+        F: FnOnce(TierConnection) -> Fut,
         Fut: std::future::Future<Output = Result<T, redis::RedisError>>,
     {
         if !self.breaker.allow() {
@@ -342,6 +330,23 @@ impl RedisTier {
             return;
         }
         self.run("set", |mut connection| async move {
+            if connection.is_cluster() {
+                // Keys spread over slots and one pipeline may not span them: one command each,
+                // sent together over the multiplexed connection.
+                let writes = items.iter().map(|(key, value, ttl_ms)| {
+                    let mut connection = connection.clone();
+                    async move {
+                        redis::cmd("SET")
+                            .arg(key)
+                            .arg(value)
+                            .arg("PX")
+                            .arg(*ttl_ms)
+                            .query_async::<()>(&mut connection)
+                            .await
+                    }
+                });
+                return futures_util::future::try_join_all(writes).await.map(|_| ());
+            }
             let mut pipe = redis::pipe();
             for (key, value, ttl_ms) in &items {
                 pipe.cmd("SET")

@@ -6,12 +6,14 @@
 mod identity;
 mod monitoring;
 mod rate_limit;
+mod redis_url;
 mod server;
 mod tls;
 pub mod vars;
 
 pub use monitoring::MonitoringConfig;
 pub use rate_limit::RateLimitConfig;
+pub use redis_url::cluster_seeds;
 pub use server::ServerLimits;
 use tls::{check_postgres_url, redis_ca_pem};
 pub use vars::Env;
@@ -232,8 +234,20 @@ impl Config {
                     None => continue,
                 },
             };
-            redis::parse_redis_url(url)
-                .ok_or_else(|| invalid(variable, format!("not a redis url: \"{url}\"")))?;
+            match cluster_seeds(url) {
+                Some(seeds) => {
+                    let seeds = seeds.map_err(|error| invalid(variable, error))?;
+                    for seed in &seeds {
+                        redis::parse_redis_url(seed).ok_or_else(|| {
+                            invalid(variable, format!("not a redis url: \"{seed}\""))
+                        })?;
+                    }
+                }
+                None => {
+                    redis::parse_redis_url(url)
+                        .ok_or_else(|| invalid(variable, format!("not a redis url: \"{url}\"")))?;
+                }
+            }
             redis_urls.insert(tier, url.to_owned());
         }
 

@@ -63,7 +63,7 @@ pub const VARIABLES: &[Variable] = &[
     ),
     unset(
         "REDIS_URL",
-        "Redis of every tier that has no URL of its own",
+        "Redis of every tier that has no URL of its own; `redis+cluster://host:port[,host:port...]` (or `rediss+cluster://`) names a Redis Cluster by its seed nodes, for this and each tier's URL",
         "Redis off",
     ),
     unset(

@@ -13,6 +13,7 @@ mod monitoring;
 mod openapi;
 mod pieces;
 mod rate_limit;
+mod redis_cluster;
 mod redis_owner;
 mod refresh;
 mod replica;

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::{Check, Context, Latency, Phase, ms};
+use authz_origin::cache::redis_connection::TierClient;
 use authz_origin::config::{Config, RedisTierName};
 
 const PHASE: Phase = Phase::CacheInfrastructure;
@@ -36,18 +37,20 @@ struct Probe {
     round_trips: Vec<Duration>,
 }
 
-async fn probe(url: &str, key: &str, deadline: Duration) -> Result<Probe, String> {
-    let client = redis::Client::open(url).map_err(|error| format!("bad url: {error}"))?;
-    let config = redis::AsyncConnectionConfig::new()
-        .set_connection_timeout(CONNECT_TIMEOUT)
-        .set_response_timeout(deadline.max(Duration::from_secs(1)));
-    let mut connection = tokio::time::timeout(
-        CONNECT_TIMEOUT,
-        client.get_multiplexed_async_connection_with_config(&config),
-    )
-    .await
-    .map_err(|_| "connect timed out".to_owned())?
-    .map_err(|error| format!("unreachable: {error}"))?;
+async fn probe(
+    url: &str,
+    ca_pem: Option<&[u8]>,
+    key: &str,
+    deadline: Duration,
+) -> Result<Probe, String> {
+    // The origin's own client: one server or a `redis+cluster://` URL alike.
+    let patience = deadline.max(Duration::from_secs(1));
+    let client =
+        TierClient::open(url, ca_pem, patience).map_err(|error| format!("bad url: {error}"))?;
+    let mut connection = tokio::time::timeout(CONNECT_TIMEOUT, client.connect(patience))
+        .await
+        .map_err(|_| "connect timed out".to_owned())?
+        .map_err(|error| format!("unreachable: {error}"))?;
     let started = Instant::now();
     let pong: String = redis::cmd("PING")
         .query_async(&mut connection)
@@ -95,7 +98,7 @@ async fn tier(config: &Config, tier: RedisTierName, url: &str) -> Check {
         tier.as_str(),
         uuid::Uuid::new_v4().simple()
     );
-    match probe(url, &key, deadline).await {
+    match probe(url, config.redis_ca_pem.as_deref(), &key, deadline).await {
         Ok(probe) => {
             let latency = Latency::of(&probe.round_trips);
             let deadline_ms = super::millis(deadline);
