@@ -34,7 +34,7 @@ use crate::cache::RedisTier;
 use crate::config::{Config, MonitoringConfig, RedisTierName};
 use crate::decision::Decider;
 use alerts::AlertBoard;
-use background::{alerts, persist, pools, webhook};
+use background::{alerts, evaluator, persist, pools, webhook};
 use measure::window::{Window, unix_now};
 use web::session::LoginLinks;
 use web::{dashboard, login, page};
@@ -121,7 +121,7 @@ pub fn spawn(state: &Handles) -> Vec<JoinHandle<()>> {
     if !config.alert_interval.is_zero() {
         let (events, queue) = mpsc::channel(webhook::QUEUE_CAPACITY);
         tasks.push(tokio::spawn(webhook::deliver_forever(config, queue)));
-        tasks.push(tokio::spawn(alerts::evaluate_forever(
+        tasks.push(tokio::spawn(evaluator::evaluate_forever(
             state.clone(),
             events,
         )));

@@ -918,3 +918,116 @@ async fn the_dashboard_page_renders_charts_in_headless_chromium() {
     let _ = std::fs::remove_dir_all(&profile);
     origin.stop().await;
 }
+
+/// Two origins on one database: the one whose cache hit rate is 0 breaches a `cache_hit_rate`
+/// warning, the other (L1 on, the same question again and again) does not. One process judges
+/// (the holder of the evaluator's advisory lock), so the alert opens once and stays open while
+/// the other keeps answering from L1; when the judge stops, the other takes over.
+#[tokio::test]
+async fn one_alert_per_condition_across_two_origins() {
+    use authz_origin::monitoring::background::alerts::Evaluator;
+    let db = TestDb::new().await;
+    let sql = db.client().await;
+    sql.batch_execute(
+        "UPDATE performance_thresholds SET enabled = (metric_name = 'cache_hit_rate'); \
+         UPDATE performance_thresholds SET warning_value = 0.5, critical_value = -1 \
+          WHERE metric_name = 'cache_hit_rate'",
+    )
+    .await
+    .expect("thresholds");
+    let fixture = fixture(&db).await;
+    let webhook = Webhook::start().await;
+    let mut vars = support::origin_vars(&db, None);
+    for (name, value) in [
+        ("AUTHZ_ALERT_INTERVAL_SECONDS", "1"),
+        ("AUTHZ_ALERT_WINDOW_SECONDS", "300"),
+        ("AUTHZ_ALERT_WEBHOOK_URL", webhook.url.as_str()),
+        ("AUTHZ_ALERT_WEBHOOK_TIMEOUT_MS", "2000"),
+    ] {
+        vars.insert(name.to_owned(), value.to_owned());
+    }
+    let evaluator = |origin: &TestOrigin| origin.state.monitoring.alerts().view().evaluator;
+    // The cold one: no L1, no Redis, every answer from Postgres.
+    let mut cold_vars = vars.clone();
+    cold_vars.insert("AUTHZ_L1_CAPACITY".to_owned(), "0".to_owned());
+    let cold = TestOrigin::start(cold_vars).await;
+    wait_for(
+        "the first origin to judge",
+        Duration::from_secs(15),
+        || async { (evaluator(&cold) == Some(Evaluator::ThisProcess)).then_some(()) },
+    )
+    .await;
+    let warm = TestOrigin::start(vars).await;
+    wait_for(
+        "the second origin to follow",
+        Duration::from_secs(15),
+        || async { (evaluator(&warm) == Some(Evaluator::AnotherProcess)).then_some(()) },
+    )
+    .await;
+    for _ in 0..50 {
+        let (status, _) = warm
+            .authorize(question(fixture.owner, fixture.generation))
+            .await;
+        assert_eq!(status, 200);
+    }
+    traffic(&cold, &fixture, 10).await;
+
+    let rows = "SELECT count(*)::bigint, count(*) FILTER (WHERE resolved_at IS NULL)::bigint, \
+                       max(occurrences) FROM performance_alerts WHERE metric_name = 'cache_hit_rate'";
+    let occurrences = wait_for(
+        "five evaluations of the open alert",
+        Duration::from_secs(20),
+        || async {
+            let row = sql.query_one(rows, &[]).await.expect("alerts");
+            let (all, open, occurrences): (i64, i64, Option<i32>) =
+                (row.get(0), row.get(1), row.get(2));
+            assert!(
+                all <= 1 && open == all,
+                "one row, never resolved: {all} rows, {open} open"
+            );
+            occurrences.filter(|n| *n >= 5)
+        },
+    )
+    .await;
+    // The follower keeps answering from L1 all the while, and never judged.
+    for _ in 0..20 {
+        let (status, _) = warm
+            .authorize(question(fixture.owner, fixture.generation))
+            .await;
+        assert_eq!(status, 200);
+    }
+    assert!(occurrences >= 5);
+    assert_eq!(webhook.events("opened", "cache_hit_rate").len(), 1);
+    assert!(webhook.events("resolved", "cache_hit_rate").is_empty());
+    let (_, dashboard) = warm
+        .get("/api/v1/system/performance/dashboard", Some(ADMIN_TOKEN))
+        .await;
+    assert_eq!(
+        dashboard["open_alerts"][0]["metric_name"], "cache_hit_rate",
+        "{dashboard}"
+    );
+    assert_eq!(
+        dashboard["alerts_evaluator"], "another_process",
+        "{dashboard}"
+    );
+
+    // The judge stops; the other takes over and, with its own window within bounds, resolves.
+    cold.stop().await;
+    wait_for(
+        "the second origin to judge",
+        Duration::from_secs(15),
+        || async { (evaluator(&warm) == Some(Evaluator::ThisProcess)).then_some(()) },
+    )
+    .await;
+    wait_for("the resolved webhook", Duration::from_secs(15), || async {
+        webhook
+            .events("resolved", "cache_hit_rate")
+            .into_iter()
+            .next()
+    })
+    .await;
+    let row = sql.query_one(rows, &[]).await.expect("alerts");
+    assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (1, 0));
+    assert_eq!(webhook.events("opened", "cache_hit_rate").len(), 1);
+    warm.stop().await;
+}

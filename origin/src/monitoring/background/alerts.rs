@@ -16,19 +16,17 @@
 //! The evaluator's last view (thresholds, open alerts, values) is kept for the dashboard, so
 //! pages and endpoints never query Postgres for it.
 //!
-//! Several writers: each origin instance judges its own window, while `performance_alerts`
-//! is shared (one open row per metric whoever opens it). With several instances whose figures
-//! differ across a limit, the row can flap between open and resolved; two instances opening
-//! the same alert at once may both send `opened` (the row stays single). Where `pg_cron` runs
-//! V4's `check_performance_thresholds()` on the persisted rows, it writes the same rows too.
+//! Several origin processes: one of them judges, the one holding the evaluator's advisory lock
+//! ([`super::evaluator`]); the others read the open alerts it wrote. So one condition is one
+//! alert across the fleet, opened and resolved once, and one webhook call per event. Where
+//! `pg_cron` runs V4's `check_performance_thresholds()` on the persisted rows, it writes the
+//! same rows too.
 
 use std::sync::Mutex;
 
 use serde::Serialize;
 use serde_json::json;
-use tokio::sync::mpsc;
 
-use crate::db::Workload;
 use crate::monitoring::Handles;
 use crate::monitoring::background::webhook::{AlertEvent, AlertView};
 use crate::monitoring::measure::window::{Summary, unix_now};
@@ -152,6 +150,18 @@ pub struct BoardView {
     pub evaluated_at: Option<f64>,
     /// Why the last evaluation failed, if it did.
     pub last_error: Option<String>,
+    /// Who judged: this process, or another one (this one only read the alerts).
+    pub evaluator: Option<Evaluator>,
+}
+
+/// Which process judges the thresholds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Evaluator {
+    /// This process holds the evaluator's lock.
+    ThisProcess,
+    /// Another process holds it; this one shows what it wrote.
+    AnotherProcess,
 }
 
 /// The evaluator's last view, shared with the dashboard.
@@ -169,7 +179,7 @@ impl AlertBoard {
             .unwrap_or_default()
     }
 
-    fn update(&self, f: impl FnOnce(&mut BoardView)) {
+    pub(super) fn update(&self, f: impl FnOnce(&mut BoardView)) {
         if let Ok(mut view) = self.view.lock() {
             f(&mut view);
         }
@@ -236,23 +246,8 @@ fn open_sql() -> String {
     )
 }
 
-/// One evaluation: the events it produced.
-pub async fn evaluate(state: &Handles) -> Result<Vec<AlertEvent>, String> {
-    let config = state.monitoring.config();
-    let summary = state
-        .monitoring
-        .window()
-        .summary(config.alert_window, unix_now());
-    let pool = state.decider.pools().named(Workload::Write);
-    let client = pool.get().await.map_err(|error| error.to_string())?;
-    let result = evaluate_on(&client, state, &summary).await;
-    if result.is_err() {
-        pool.stats.record_error();
-    }
-    result.map_err(|error| error.to_string())
-}
-
-async fn evaluate_on(
+/// One evaluation on `client` (the evaluator's own connection): the events it produced.
+pub(super) async fn evaluate_on(
     client: &tokio_postgres::Client,
     state: &Handles,
     summary: &Summary,
@@ -327,7 +322,23 @@ async fn evaluate_on(
         .await?;
     events.extend(resolved(&rows, None, None, window_seconds));
 
-    let open = client
+    let open = read_open(client).await?;
+    metrics::gauge!("authz_alerts_open").set(open.len() as f64);
+    state.monitoring.alerts().update(|view| {
+        view.thresholds = thresholds;
+        view.open = open;
+        view.evaluated_at = Some(unix_now());
+        view.last_error = None;
+        view.evaluator = Some(Evaluator::ThisProcess);
+    });
+    Ok(events)
+}
+
+/// The open alerts, oldest first.
+pub(super) async fn read_open(
+    client: &tokio_postgres::Client,
+) -> Result<Vec<OpenAlert>, tokio_postgres::Error> {
+    Ok(client
         .query(&open_sql(), &[])
         .await?
         .iter()
@@ -342,15 +353,7 @@ async fn evaluate_on(
             last_seen_at: row.get(7),
             occurrences: row.get(8),
         })
-        .collect::<Vec<_>>();
-    metrics::gauge!("authz_alerts_open").set(open.len() as f64);
-    state.monitoring.alerts().update(|view| {
-        view.thresholds = thresholds;
-        view.open = open;
-        view.evaluated_at = Some(unix_now());
-        view.last_error = None;
-    });
-    Ok(events)
+        .collect())
 }
 
 fn resolved(
@@ -397,64 +400,6 @@ fn resolved(
             )
         })
         .collect()
-}
-
-/// Logs an event: opened and changed alerts as warnings (critical ones as errors), resolved
-/// ones as information.
-fn log(event: &AlertEvent) {
-    let alert = &event.alert;
-    match (event.event, alert.level.as_str()) {
-        ("resolved", _) => tracing::info!(
-            metric = %alert.metric_name, level = %alert.level, "performance alert resolved: {}",
-            alert.message
-        ),
-        (_, "critical") => tracing::error!(
-            metric = %alert.metric_name, event = event.event, "CRITICAL performance alert: {}",
-            alert.message
-        ),
-        _ => tracing::warn!(
-            metric = %alert.metric_name, event = event.event, "performance alert: {}",
-            alert.message
-        ),
-    }
-}
-
-/// Evaluates every `AUTHZ_ALERT_INTERVAL_SECONDS`, forever; events go to the log and to the
-/// webhook queue (dropped and counted when it is full).
-pub async fn evaluate_forever(state: Handles, events: mpsc::Sender<AlertEvent>) {
-    let interval = state.monitoring.config().alert_interval;
-    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticks.tick().await;
-        metrics::counter!("authz_alert_evaluations_total").increment(1);
-        let outcome =
-            tokio::time::timeout(interval.max(std::time::Duration::from_secs(5)), async {
-                evaluate(&state).await
-            })
-            .await
-            .unwrap_or_else(|_| Err("timed out".to_owned()));
-        match outcome {
-            Ok(produced) => {
-                for event in produced {
-                    log(&event);
-                    metrics::counter!("authz_alert_events_total", "event" => event.event)
-                        .increment(1);
-                    if events.try_send(event).is_err() {
-                        metrics::counter!("authz_alert_webhook_dropped_total").increment(1);
-                    }
-                }
-            }
-            Err(error) => {
-                metrics::counter!("authz_alert_evaluation_failures_total").increment(1);
-                tracing::warn!(%error, "alert evaluation failed");
-                state
-                    .monitoring
-                    .alerts()
-                    .update(|view| view.last_error = Some(error));
-            }
-        }
-    }
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 
 pub mod alerts;
 pub mod caches;
+pub mod evaluator;
 pub mod persist;
 pub mod pools;
 pub mod webhook;

@@ -200,6 +200,7 @@ pub fn performance(state: &Handles) -> Value {
         })).collect::<Vec<_>>(),
         "open_alerts": board.open,
         "alerts_evaluated_at_unix": board.evaluated_at,
+        "alerts_evaluator": board.evaluator,
     })
 }
 
