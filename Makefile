@@ -1,5 +1,5 @@
 # The README's two commands. Both install what is missing (idempotently) and start what they need.
-.PHONY: run test fmt test-edge bench-edge bench-edge-zipf bench-origin bench-writes bench-load fuzz
+.PHONY: run test fmt test-edge test-topology bench-edge bench-edge-zipf bench-origin bench-writes bench-load fuzz
 
 run:
 	scripts/run.sh
@@ -12,6 +12,9 @@ fmt:
 
 test-edge:
 	scripts/test-edge.sh
+
+test-topology:
+	scripts/topology.sh
 
 bench-edge:
 	scripts/bench-edge.sh

@@ -30,4 +30,6 @@ log "edge worker for wasm32 (clippy)"
 cargo clippy -p authz-edge --target wasm32-unknown-unknown --locked -- -D warnings
 log "edge worker under workerd (miniflare), against the real origin and Postgres"
 scripts/test-edge.sh
+log "several hosts in network namespaces: primary, replica, Redis Cluster, three origins"
+scripts/topology.sh
 log "all checks passed"
