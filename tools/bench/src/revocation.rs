@@ -49,10 +49,14 @@ pub struct Options {
     /// Write the result as JSON to this file.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
+    /// Another origin of the same database (repeatable): each round also warms the grant
+    /// there and polls it after the same commit, so one revocation is timed at every origin.
+    #[arg(long = "also-origin")]
+    also_origins: Vec<String>,
 }
 
 /// One measured round.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Round {
     /// Commit acknowledged to first deny.
     pub lag_ms: f64,
@@ -62,6 +66,8 @@ pub struct Round {
     pub stale: u64,
     /// Grants answered to a question asked with `min_revision` at the revoking revision.
     pub stale_with_min_revision: u64,
+    /// Commit acknowledged to the first deny at each `--also-origin`, in order.
+    pub also_lag_ms: Vec<f64>,
 }
 
 /// Summarises rounds (percentiles from the tools' one histogram, `authz_tools_common::latency`).
@@ -102,6 +108,8 @@ pub struct Probe {
     reader: uuid::Uuid,
     generation: uuid::Uuid,
     base_url: String,
+    /// Further origins timed after the same commit.
+    also: Vec<String>,
     target: Target,
     token: String,
     key: Option<JwtKey>,
@@ -148,6 +156,7 @@ impl Probe {
             reader,
             generation,
             base_url: base_url.trim_end_matches('/').to_owned(),
+            also: Vec::new(),
             target,
             token: token.to_owned(),
             key,
@@ -167,6 +176,38 @@ impl Probe {
             )
             .await?;
         Ok(())
+    }
+
+    /// Also times each round at these origins (plain questions, one poller each).
+    #[must_use]
+    pub fn with_also(mut self, origins: &[String]) -> Self {
+        self.also = origins
+            .iter()
+            .map(|origin| origin.trim_end_matches('/').to_owned())
+            .collect();
+        self
+    }
+
+    /// Asks `base` (another origin of the same database) plainly.
+    async fn ask_also(&self, base: &str) -> anyhow::Result<bool> {
+        let question = Question {
+            user_id: Some(self.reader),
+            resource_type: ResourceType::Generation,
+            resource_id: self.generation,
+            operation: Operation::Read,
+        };
+        let response = self
+            .http
+            .post(format!("{base}/v1/authorize"))
+            .bearer_auth(&self.token)
+            .json(&question)
+            .send()
+            .await?;
+        if !response.status().is_success() {
+            bail!("{base} answered {}", response.status());
+        }
+        let answer: serde_json::Value = response.json().await?;
+        answer["granted"].as_bool().context("no granted field")
     }
 
     async fn ask(&self, min_revision: Option<u64>) -> anyhow::Result<bool> {
@@ -245,6 +286,14 @@ impl Probe {
         // Twice more: the grant is now cached.
         self.ask(None).await?;
         self.ask(None).await?;
+        for base in &self.also {
+            while !self.ask_also(base).await? {
+                if Instant::now() > deadline {
+                    bail!("the grant never appeared at {base}");
+                }
+            }
+            self.ask_also(base).await?;
+        }
 
         let sent = Instant::now();
         self.db
@@ -293,12 +342,39 @@ impl Probe {
                 }
             }));
         }
+        let also_tasks: Vec<_> = self
+            .also
+            .iter()
+            .map(|base| {
+                let (probe, base, stale) = (Arc::clone(self), base.clone(), Arc::clone(&stale));
+                tokio::spawn(async move {
+                    let deadline = committed + Duration::from_secs(5);
+                    while Instant::now() < deadline {
+                        match probe.ask_also(&base).await {
+                            Ok(true) => {
+                                stale.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Ok(false) => return Some(Instant::now()),
+                            Err(_) => {}
+                        }
+                    }
+                    None
+                })
+            })
+            .collect();
         let early_answer = match early_revision {
             Some(revision) => Some(self.ask(Some(revision)).await),
             None => None,
         };
         for task in tasks {
             task.await?;
+        }
+        let mut also_lag_ms = Vec::with_capacity(also_tasks.len());
+        for (task, base) in also_tasks.into_iter().zip(&self.also) {
+            let Some(at) = task.await? else {
+                bail!("{base} still granted 5 s after the revocation");
+            };
+            also_lag_ms.push(at.duration_since(committed).as_secs_f64() * 1_000.0);
         }
         let with_min_revision = match early_answer {
             Some(answer) => answer,
@@ -313,6 +389,7 @@ impl Probe {
             stale: stale.load(Ordering::Relaxed),
             // An error (the service could not decide) is not a grant.
             stale_with_min_revision: u64::from(matches!(with_min_revision, Ok(true))),
+            also_lag_ms,
         })
     }
 }
@@ -327,7 +404,8 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
             &options.service_token,
             None,
         )
-        .await?,
+        .await?
+        .with_also(&options.also_origins),
     );
     let mut rounds = Vec::with_capacity(options.rounds);
     for round in 0..options.rounds {
@@ -343,6 +421,22 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     }
     let mut summary = serde_json::to_value(summarise(&rounds))?;
     summary["pollers"] = options.pollers.into();
+    let also: Vec<serde_json::Value> = options
+        .also_origins
+        .iter()
+        .enumerate()
+        .map(|(index, origin)| {
+            let samples: Vec<Duration> = rounds
+                .iter()
+                .filter_map(|round| round.also_lag_ms.get(index))
+                .map(|ms| Duration::from_secs_f64(ms.max(0.0) / 1_000.0))
+                .collect();
+            let lag = Latency::of(&samples);
+            json!({"origin": origin, "rounds": samples.len(),
+                   "lag_ms": {"p50": lag.p50_ms, "p90": lag.p90_ms, "p99": lag.p99_ms, "max": lag.max_ms}})
+        })
+        .collect();
+    summary["also_origins"] = also.into();
     println!("{}", serde_json::to_string_pretty(&summary)?);
     if let Some(path) = &options.json {
         std::fs::write(path, serde_json::to_string_pretty(&summary)?)?;
