@@ -132,25 +132,30 @@ pub async fn claim_at_start<'a>(
         }
     };
     for tier in tiers {
-        match tier.claim(&identity).await {
-            Ok(Ownership::Foreign { prefix, owner }) => anyhow::bail!(
+        match claim_logged(tier, &identity).await {
+            Ownership::Foreign { prefix, owner } => anyhow::bail!(
                 "the Redis prefix {prefix:?} of the {} tier belongs to database {owner}, not {}: \
                  set AUTHZ_REDIS_PREFIX to a prefix of this deployment's own (or unset it)",
                 tier.name().as_str(),
                 identity.owner()
             ),
-            Ok(Ownership::Claimed { prefix }) => {
-                tracing::info!(tier = tier.name().as_str(), %prefix, "Redis prefix claimed");
-            }
-            Ok(Ownership::Unclaimed) | Err(_) => {
-                tracing::warn!(
-                    tier = tier.name().as_str(),
-                    "Redis unreachable at start: the tier is skipped until its prefix is claimed"
-                );
-            }
+            Ownership::Unclaimed => tracing::warn!(
+                tier = tier.name().as_str(),
+                "Redis unreachable at start: the tier is skipped until its prefix is claimed"
+            ),
+            Ownership::Claimed { .. } => {}
         }
     }
     Ok(())
+}
+
+/// Claims `tier` and logs a claim; a failed attempt is `Unclaimed`.
+async fn claim_logged(tier: &RedisTier, identity: &DatabaseIdentity) -> Ownership {
+    let ownership = tier.claim(identity).await.unwrap_or(Ownership::Unclaimed);
+    if let Ownership::Claimed { prefix } = &ownership {
+        tracing::info!(tier = tier.name().as_str(), %prefix, "Redis prefix claimed");
+    }
+    ownership
 }
 
 /// Tries the unclaimed `tiers` every second until each is claimed or found foreign. A foreign
@@ -165,18 +170,14 @@ pub async fn claim_forever(pools: Pools, mut tiers: Vec<Arc<RedisTier>>) {
             continue;
         };
         for tier in &tiers {
-            match tier.claim(&identity).await {
-                Ok(Ownership::Foreign { prefix, owner }) => tracing::error!(
+            if let Ownership::Foreign { prefix, owner } = claim_logged(tier, &identity).await {
+                tracing::error!(
                     tier = tier.name().as_str(),
                     %prefix,
                     %owner,
                     ours = %identity.owner(),
                     "the Redis prefix belongs to another database: the tier stays off"
-                ),
-                Ok(Ownership::Claimed { prefix }) => {
-                    tracing::info!(tier = tier.name().as_str(), %prefix, "Redis prefix claimed");
-                }
-                Ok(Ownership::Unclaimed) | Err(_) => {}
+                );
             }
         }
         tiers.retain(|tier| tier.ownership() == Ownership::Unclaimed);
